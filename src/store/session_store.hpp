@@ -1,0 +1,155 @@
+// The SessionStore interface: where live sessions, refresh-token hashes and tombstones of ended
+// sessions live. Implementations: memory/ (in process) and, later, redis/.
+//
+// Every operation is atomic with respect to every other on the same store, across threads and (for
+// shared stores) across nodes. Domain outcomes (a session that ended, a reused refresh token) are
+// values; errors are for the store itself failing (store_unavailable) or bugs (internal).
+// All member functions may be called concurrently.
+#pragma once
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/session.hpp"
+#include "core/time.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sessiond::store {
+
+template <class T>
+using Task = boost::asio::awaitable<Result<T>>;
+
+struct CreateRequest {
+  Session session;
+  TokenHash refresh_hash{};
+  TimePoint refresh_expires_at;  // never after session.absolute_expires_at
+  int max_sessions = 5;
+  OnLimit on_limit = OnLimit::evict_oldest;
+};
+
+struct CreateOutcome {
+  // Sessions ended with reason max_sessions_exceeded to make room (empty when under the limit).
+  std::vector<Session> evicted;
+};
+
+// What a session id or token led to.
+enum class Found {
+  alive,    // `session` is the live session (already touched, for validate_and_touch)
+  ended,    // a tombstone: `reason` says why (expired or an action); `session` is empty
+  unknown,  // never existed here, or ended longer ago than the tombstone lifetime
+};
+
+struct Lookup {
+  Found found = Found::unknown;
+  Session session;
+  EndReason reason = EndReason::expired;
+};
+
+struct RotateRequest {
+  TokenHash presented{};       // hash of the refresh token the client sent
+  TokenHash successor{};       // hash of the new refresh token
+  std::string sealed_successor;  // the new token sealed under the presented one (seal_successor)
+  TimePoint successor_expires_at;
+  TimePoint now;
+  Duration grace{std::chrono::seconds{10}};
+  std::string ip;
+};
+
+enum class Rotation {
+  rotated,  // `presented` was current: `successor` is current now
+  grace,    // `presented` was rotated out less than `grace` ago: `sealed_successor` and
+            // `rotated_at` of that rotation are returned so the same pair can be answered again
+  reuse,    // `presented` was rotated out earlier than that: the session was ended with
+            // reason refresh_token_reuse (`session` is the session that was ended)
+  ended,    // the session had already ended: `reason` says why
+  unknown,  // no such token
+};
+
+struct RotateOutcome {
+  Rotation kind = Rotation::unknown;
+  Session session;  // rotated/grace: the live session, touched; reuse: the session just ended
+  EndReason reason = EndReason::expired;
+  TimePoint rotated_at;
+  TokenHash successor{};
+  std::string sealed_successor;
+};
+
+// A session restored at start from the database (embedded mode).
+struct RestoredSession {
+  Session session;
+  TokenHash refresh_hash{};
+  TimePoint refresh_expires_at;
+};
+
+// A session that ended recently, restored as a tombstone.
+struct RestoredTombstone {
+  SessionId id;
+  UserId user_id = 0;
+  EndReason reason = EndReason::expired;
+  TimePoint ended_at;
+};
+
+// last_activity / last_ip changes not yet written to the database.
+struct ActivityChange {
+  SessionId id;
+  TimePoint last_activity;
+  std::string last_ip;
+};
+
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // Creates the session and indexes its refresh hash, enforcing max_sessions in the same atomic
+  // step: evicts (evict_oldest by created_at, evict_lru by last_activity) or, with deny, fails with
+  // session_limit. Sessions past their deadline do not count and are ended as expired.
+  virtual Task<CreateOutcome> create(CreateRequest request) = 0;
+
+  // Looks the session up; when alive, moves last_activity to `now` (it may skip the write when it
+  // moved less than a second ago) and last_ip to `ip`. A session past its deadline is ended
+  // (reason expired) and answered as ended. A session of another user is unknown.
+  virtual Task<Lookup> validate_and_touch(UserId user, SessionId id, TimePoint now,
+                                          std::string ip) = 0;
+
+  // Refresh-token rotation with reuse detection and the grace window (SPEC §3). Touches the
+  // session like validate_and_touch.
+  virtual Task<RotateOutcome> rotate_refresh(RotateRequest request) = 0;
+
+  // Ends one live session of `user`. Returns it, or nullopt when it is not a live session of
+  // that user.
+  virtual Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason,
+                                              TimePoint now) = 0;
+
+  // Ends every live session of `user` except `keep` (when given). Returns the ended sessions.
+  virtual Task<std::vector<Session>> revoke_all(UserId user, std::optional<SessionId> keep,
+                                                EndReason reason, TimePoint now) = 0;
+
+  // The user's live sessions, most recent activity first. Does not touch them.
+  virtual Task<std::vector<Session>> list(UserId user, TimePoint now) = 0;
+
+  // The user a live session belongs to (for admin calls that name only the session).
+  virtual Task<std::optional<UserId>> owner_of(SessionId id, TimePoint now) = 0;
+
+  // Ends (reason expired) up to `max` sessions whose deadline is before `now` and returns them,
+  // without scanning live sessions that are not due.
+  virtual Task<std::vector<Session>> collect_expired(TimePoint now, std::size_t max) = 0;
+
+  // Activity not yet reported by an earlier call; for the database's last_activity.
+  virtual Task<std::vector<ActivityChange>> collect_activity(std::size_t max) = 0;
+
+  // Number of live sessions (approximate for shared stores).
+  virtual Task<std::size_t> live_count() = 0;
+
+  // Answers when the store is reachable; store_unavailable otherwise.
+  virtual Task<void> ping() = 0;
+
+  // Loads sessions and tombstones at start (embedded mode). Not concurrent with other calls.
+  virtual Result<void> restore(std::vector<RestoredSession> sessions,
+                               std::vector<RestoredTombstone> tombstones) = 0;
+};
+
+}  // namespace sessiond::store

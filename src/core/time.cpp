@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 namespace sessiond {
 
@@ -15,10 +16,10 @@ std::string format_rfc3339(TimePoint t) {
   year_month_day ymd{day};
   hh_mm_ss<milliseconds> hms{t - day};
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()),
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
+                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
                 static_cast<int>(hms.subseconds().count()));
   return buf;
 }
@@ -67,6 +68,7 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s) {
         !read_int(s, pos + 4, 2, om)) {
       return std::nullopt;
     }
+    if (oh > 23 || om > 59) return std::nullopt;
     offset = hours{oh} + minutes{om};
     if (s[pos] == '-') offset = -offset;
     pos += 6;
@@ -79,32 +81,53 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s) {
 }
 
 Result<Duration> parse_duration(std::string_view text) {
+  const auto bad = [] {
+    return Error(Errc::invalid_request,
+                 "expected a duration such as \"90s\", \"5m\", \"8h\", \"30d\"");
+  };
   std::int64_t n = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc{} || ptr == text.data() || n < 0) {
-    return Error(Errc::invalid_request, "expected a duration such as \"90s\", \"5m\", \"8h\", \"30d\"");
-  }
+  if (ec != std::errc{} || ptr == text.data() || n < 0) return bad();
   std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
-  using namespace std::chrono;
-  if (unit == "ms") return Duration{n};
-  if (unit == "s") return duration_cast<Duration>(seconds{n});
-  if (unit == "m") return duration_cast<Duration>(minutes{n});
-  if (unit == "h") return duration_cast<Duration>(hours{n});
-  if (unit == "d") return duration_cast<Duration>(hours{24 * n});
-  return Error(Errc::invalid_request, "expected a duration such as \"90s\", \"5m\", \"8h\", \"30d\"");
+  std::int64_t ms_per_unit = 0;
+  if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "m") {
+    ms_per_unit = 60 * 1000;
+  } else if (unit == "h") {
+    ms_per_unit = 60 * 60 * 1000;
+  } else if (unit == "d") {
+    ms_per_unit = 24 * 60 * 60 * 1000;
+  } else {
+    return bad();
+  }
+  // A duration that does not fit is a typo, not "forever": the multiplication would overflow.
+  if (n > std::numeric_limits<std::int64_t>::max() / ms_per_unit) return bad();
+  return Duration{n * ms_per_unit};
 }
 
 Result<std::uint64_t> parse_size(std::string_view text) {
+  const auto bad = [] {
+    return Error(Errc::invalid_request, "expected a size such as \"64KiB\", \"1MiB\" or \"512B\"");
+  };
   std::uint64_t n = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc{} || ptr == text.data()) {
-    return Error(Errc::invalid_request, "expected a size such as \"64KiB\", \"1MiB\" or \"512B\"");
-  }
+  if (ec != std::errc{} || ptr == text.data()) return bad();
   std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
-  if (unit.empty() || unit == "B") return n;
-  if (unit == "KiB" || unit == "KB" || unit == "K") return n * 1024;
-  if (unit == "MiB" || unit == "MB" || unit == "M") return n * 1024 * 1024;
-  return Error(Errc::invalid_request, "expected a size such as \"64KiB\", \"1MiB\" or \"512B\"");
+  std::uint64_t multiplier = 0;
+  if (unit.empty() || unit == "B") {
+    multiplier = 1;
+  } else if (unit == "KiB" || unit == "KB" || unit == "K") {
+    multiplier = 1024;
+  } else if (unit == "MiB" || unit == "MB" || unit == "M") {
+    multiplier = 1024 * 1024;
+  } else {
+    return bad();
+  }
+  if (n > std::numeric_limits<std::uint64_t>::max() / multiplier) return bad();
+  return n * multiplier;
 }
 
 }  // namespace sessiond

@@ -1,1 +1,243 @@
-// placeholder
+#include "server/app.hpp"
+
+#include "core/crypto.hpp"
+#include "core/jwt.hpp"
+#include "db/sqlite/sqlite_database.hpp"
+#include "http/api.hpp"
+#include "http/server.hpp"
+#include "server/config_loader.hpp"
+#include "service/session_service.hpp"
+#include "store/memory/memory_session_store.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+#include <thread>
+
+namespace sessiond::server {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct StartError {
+  int status;
+  std::string message;
+};
+
+// Creates the data directory 0700 when missing.
+void ensure_data_dir(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec)) throw StartError{kExitBadConfig, "data_dir: " + dir + " is not a directory"};
+    return;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) throw StartError{kExitBadConfig, "data_dir: cannot create " + dir + ": " + ec.message()};
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+}
+
+// Reads a one-line secret file, or, when it is the default path and missing, generates it 0600.
+std::string load_or_create_secret(const std::string& path, bool configured, const char* key,
+                                  Random& random) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (configured) throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
+    const std::string secret = random_secret(random, 32);
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      if (!out) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+      ::chmod(tmp.c_str(), 0600);
+      out << secret << "\n";
+      if (!out.flush()) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+    }
+    fs::rename(tmp, path, ec);
+    if (ec) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+    spdlog::info("generated {} ({})", path, key);
+    return secret;
+  }
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
+  }
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.size() < 32) {
+    throw StartError{kExitBadConfig, std::string(key) + ": " + path + " holds fewer than 32 characters"};
+  }
+  return line;
+}
+
+std::unique_ptr<db::Database> open_database(const Config& config) {
+  const std::string url = effective_database_url(config);
+  if (url.starts_with("sqlite://")) {
+    auto db = db::SqliteDatabase::open(url.substr(9));
+    if (!db) throw StartError{kExitFailure, "database.url: " + db.error().detail};
+    auto version = (*db)->migrate();
+    if (!version) throw StartError{kExitFailure, "database migration failed: " + version.error().detail};
+    spdlog::info("database sqlite schema version {}", *version);
+    return std::move(*db);
+  }
+  throw StartError{kExitBadConfig, "database.url: only sqlite:// is supported in this version"};
+}
+
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return {host, static_cast<std::uint16_t>(std::stoi(listen.substr(colon + 1)))};
+}
+
+asio::awaitable<void> job_loop(service::SessionService& svc, const Config& config,
+                               std::atomic<bool>& stopping) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  const auto tick = std::min<Duration>(std::chrono::seconds(1), config.jobs.cleanup_interval);
+  auto last_cleanup = std::chrono::steady_clock::now();
+  auto last_flush = last_cleanup;
+  while (!stopping) {
+    timer.expires_after(tick);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (stopping) break;
+    const auto now = std::chrono::steady_clock::now();
+    const bool flush = now - last_flush >= config.jobs.activity_flush_interval;
+    if (now - last_cleanup >= config.jobs.cleanup_interval || flush) {
+      try {
+        co_await svc.run_jobs_once(flush);
+      } catch (const std::exception& e) {
+        spdlog::error("background job failed: {}", e.what());
+      }
+      last_cleanup = now;
+      if (flush) last_flush = now;
+    }
+  }
+}
+
+}  // namespace
+
+int run_migrate(const Config& config) {
+  try {
+    ensure_data_dir(config.data_dir);
+    auto db = open_database(config);
+    return kExitOk;
+  } catch (const StartError& e) {
+    spdlog::error("{}", e.message);
+    return e.status;
+  }
+}
+
+int run_server(const Config& config) {
+  // Signals are taken by sigwait on this thread; the io threads started later inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    ensure_data_dir(config.data_dir);
+    SodiumRandom random;
+    SystemClock clock;
+    const std::string signing_secret = load_or_create_secret(
+        effective_signing_key_file(config), !config.tokens.signing_key_file.empty(),
+        "tokens.signing_key_file", random);
+    const std::string admin_key = load_or_create_secret(
+        effective_admin_key_file(config), !config.admin.api_key_file.empty(),
+        "admin.api_key_file", random);
+
+    if (config.tokens.algorithm != "HS256") {
+      throw StartError{kExitBadConfig, "tokens.algorithm: only HS256 is supported in this version"};
+    }
+    auto jwt = JwtCodec::hs256(signing_secret, config.tokens.issuer, config.tokens.audience);
+    if (!jwt) throw StartError{kExitBadConfig, "tokens.signing_key_file: " + jwt.error().detail};
+
+    if (!config.store_url.starts_with("memory://")) {
+      throw StartError{kExitBadConfig, "store.url: only memory:// is supported in this version"};
+    }
+    auto database = open_database(config);
+
+    store::MemoryStoreOptions store_options;
+    store_options.tombstone_ttl =
+        std::max<Duration>(config.tokens.access_ttl + std::chrono::minutes(1), std::chrono::hours(1));
+    store::MemorySessionStore store(store_options);
+
+    // Rebuild the live state from the database: a restart loses no acknowledged session.
+    {
+      auto live = database->load_live_sessions();
+      auto ended = database->load_ended_since(clock.now() - store_options.tombstone_ttl);
+      if (!live || !ended) throw StartError{kExitFailure, "cannot read sessions from the database"};
+      std::vector<store::RestoredSession> sessions;
+      sessions.reserve(live->size());
+      for (auto& r : *live) {
+        sessions.push_back({std::move(r.session), r.refresh_hash, r.refresh_expires_at});
+      }
+      std::vector<store::RestoredTombstone> tombstones;
+      for (auto& r : *ended) {
+        tombstones.push_back({r.session.id, r.session.user_id,
+                              r.invalidation_reason.value_or(EndReason::expired),
+                              r.invalidated_at.value_or(clock.now())});
+      }
+      spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(), tombstones.size());
+      if (auto restored = store.restore(std::move(sessions), std::move(tombstones)); !restored) {
+        throw StartError{kExitFailure, "cannot restore sessions: " + restored.error().detail};
+      }
+    }
+
+    auto proxies = http::TrustedProxies::parse(config.server.trusted_proxies);
+    if (!proxies) throw StartError{kExitBadConfig, "server.trusted_proxies: " + proxies.error().detail};
+
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    service::Workers db_workers(2);
+    service::Workers hash_workers(cores);
+    service::SessionService svc(service::ServiceDeps{config, clock, random, *jwt, store, *database,
+                                                     db_workers, hash_workers, admin_key});
+    http::Metrics metrics;
+    http::Api api(config, svc, metrics);
+
+    http::ServerOptions options;
+    std::tie(options.host, options.port) = split_listen(config.server.listen);
+    options.threads = config.server.threads > 0 ? config.server.threads : static_cast<int>(cores);
+    options.max_body = config.server.max_body;
+    options.idle_timeout = config.server.idle_timeout;
+    options.request_timeout = config.server.request_timeout;
+    http::HttpServer server(options, [&api](http::Request& r) { return api.handle(r); },
+                            std::move(*proxies));
+    auto port = server.bind();
+    if (!port) throw StartError{kExitFailure, "server.listen: " + port.error().detail};
+    std::atomic<bool> stopping{false};
+    asio::co_spawn(server.main_context(), job_loop(svc, config, stopping), asio::detached);
+    server.start();
+    spdlog::info("listening on {}:{} ({} threads, store {}, database {})", options.host, *port,
+                 options.threads, config.store_url, effective_database_url(config).substr(0, 9));
+
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("received {}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    api.set_draining();
+    server.drain(std::chrono::seconds(8));
+    stopping = true;
+    asio::co_spawn(server.main_context(), svc.flush(), asio::use_future).wait_for(std::chrono::seconds(1));
+    server.stop();
+    db_workers.stop();
+    hash_workers.stop();
+    spdlog::info("stopped");
+    return kExitOk;
+  } catch (const StartError& e) {
+    spdlog::error("{}", e.message);
+    return e.status;
+  }
+}
+
+}  // namespace sessiond::server

@@ -1,1 +1,629 @@
-// placeholder
+#include "service/session_service.hpp"
+
+#include "core/device.hpp"
+#include "core/password.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace sessiond::service {
+
+namespace json = boost::json;
+using boost::asio::awaitable;
+
+namespace {
+
+constexpr std::size_t kMaxUserAgent = 512;
+constexpr std::size_t kMaxPendingBatches = 100'000;
+
+// The access token's jti is derived from the refresh token issued with it, so a rotation answered
+// again within the grace window yields the very same pair.
+std::string derive_jti(std::string_view refresh_token) {
+  std::string input = "jti:";
+  input.append(refresh_token);
+  auto h = sha256(input);
+  return base64url_encode(std::span<const std::uint8_t>(h.data(), 12));
+}
+
+json::object parse_object(const std::string& text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return {};
+  return std::move(v.as_object());
+}
+
+Error ended_error(EndReason reason) {
+  return Error::ended(reason == EndReason::expired ? Errc::session_expired : Errc::session_revoked,
+                      reason);
+}
+
+std::string_view end_event_type(EndReason reason) {
+  switch (reason) {
+    case EndReason::logout: return "logout";
+    case EndReason::expired: return "session_expired";
+    case EndReason::max_sessions_exceeded: return "session_evicted";
+    case EndReason::refresh_token_reuse: return "refresh_reuse_detected";
+    default: return "session_revoked";
+  }
+}
+
+}  // namespace
+
+std::string normalize_email(std::string_view email) {
+  while (!email.empty() && std::isspace(static_cast<unsigned char>(email.front()))) {
+    email.remove_prefix(1);
+  }
+  while (!email.empty() && std::isspace(static_cast<unsigned char>(email.back()))) {
+    email.remove_suffix(1);
+  }
+  if (email.size() < 3 || email.size() > 254) return {};
+  auto at = email.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == email.size() ||
+      email.find('@', at + 1) != std::string_view::npos) {
+    return {};
+  }
+  std::string out;
+  out.reserve(email.size());
+  for (char c : email) {
+    auto u = static_cast<unsigned char>(c);
+    if (std::isspace(u) || std::iscntrl(u)) return {};
+    out.push_back(static_cast<char>(std::tolower(u)));
+  }
+  return out;
+}
+
+std::string normalize_mobile(std::string_view number) {
+  std::string digits;
+  bool plus = false;
+  for (std::size_t i = 0; i < number.size(); ++i) {
+    char c = number[i];
+    if (c == '+' && digits.empty() && !plus) {
+      plus = true;
+    } else if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+    } else if (c == ' ' || c == '-' || c == '(' || c == ')' || c == '.') {
+      continue;
+    } else {
+      return {};
+    }
+  }
+  if (digits.empty() || digits.front() == '0') return {};
+  if (plus ? (digits.size() < 8 || digits.size() > 15) : (digits.size() < 10 || digits.size() > 15)) {
+    return {};
+  }
+  return "+" + digits;
+}
+
+SessionService::SessionService(ServiceDeps deps) : deps_(std::move(deps)) {}
+
+template <class Fn>
+auto SessionService::db_call(Fn fn) -> awaitable<std::invoke_result_t<Fn&>> {
+  auto result = co_await deps_.db_workers.run(std::move(fn));
+  if (!result && result.error().code == Errc::database_unavailable) ++counters_.database_errors;
+  co_return result;
+}
+
+db::Event SessionService::event(std::string type, std::optional<UserId> user,
+                                std::optional<SessionId> session, const std::string& ip,
+                                json::object detail) const {
+  db::Event e;
+  e.uid = random_secret(deps_.random, 16);
+  e.at = deps_.clock.now();
+  e.type = std::move(type);
+  e.user_id = user;
+  e.session_id = session;
+  e.ip_address = ip;
+  e.detail = json::serialize(detail);
+  return e;
+}
+
+void SessionService::add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason,
+                               TimePoint at, const std::string& ip) const {
+  batch.changes.push_back(db::SessionEnded{s.id, at, reason});
+  auto e = event(std::string(end_event_type(reason)), s.user_id, s.id, ip,
+                 {{"reason", reason_name(reason)}, {"device_info", s.device_info}});
+  e.at = at;
+  if (reason == EndReason::expired) {
+    // An expiry may be noticed twice (by a request and by the cleanup job): one event.
+    e.uid = "expired:" + s.id.to_string();
+  }
+  batch.events.push_back(std::move(e));
+}
+
+awaitable<void> SessionService::record(db::ChangeBatch batch) {
+  if (batch.changes.empty() && batch.events.empty()) co_return;
+  auto result = co_await db_call([&] { return deps_.database.apply(batch); });
+  if (result) co_return;
+  spdlog::error("database write failed ({}); keeping {} change(s) and {} event(s) to retry",
+                result.error().detail, batch.changes.size(), batch.events.size());
+  std::lock_guard lock(pending_mutex_);
+  if (pending_.size() >= kMaxPendingBatches) {
+    spdlog::error("pending database writes over {}: dropping the oldest", kMaxPendingBatches);
+    pending_.pop_front();
+  }
+  pending_.push_back(std::move(batch));
+}
+
+std::size_t SessionService::pending_writes() const {
+  std::lock_guard lock(pending_mutex_);
+  return pending_.size();
+}
+
+std::string SessionService::mint_access_token(const Session& session, TimePoint iat,
+                                              std::string jti) const {
+  AccessClaims claims;
+  claims.sub = session.user_id;
+  claims.sid = session.id;
+  claims.role = session.role;
+  claims.iat = iat;
+  claims.exp = std::min(iat + deps_.config.tokens.access_ttl, session.absolute_expires_at);
+  claims.jti = std::move(jti);
+  claims.attr = parse_object(session.attributes);
+  return deps_.jwt.sign(claims);
+}
+
+TokenResponse SessionService::make_response(const Session& session, std::string refresh_token,
+                                            TimePoint iat, const db::User& user) const {
+  TokenResponse r;
+  r.access_token = mint_access_token(session, iat, derive_jti(refresh_token));
+  r.refresh_token = std::move(refresh_token);
+  auto exp = std::min(iat + deps_.config.tokens.access_ttl, session.absolute_expires_at);
+  r.expires_in = std::chrono::duration_cast<std::chrono::seconds>(exp - deps_.clock.now());
+  if (r.expires_in.count() < 0) r.expires_in = Duration{0};
+  r.session = session;
+  r.user = user;
+  return r;
+}
+
+Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMethod method,
+                                                  json::object attributes, ClientInfo client,
+                                                  std::optional<std::string> device_info,
+                                                  db::ChangeBatch batch) {
+  const auto& roles = deps_.config.roles;
+  const RolePolicy* policy = roles.find(user.role);
+  if (policy == nullptr) {
+    spdlog::warn("user {} has role {} which is not configured; using the default role's policy",
+                 user.id, user.role);
+    policy = roles.find(roles.default_role());
+  }
+  if (policy == nullptr) co_return Error(Errc::internal, "no policy for the user's role");
+
+  const TimePoint now = deps_.clock.now();
+  Session s = make_session(SessionId::generate(deps_.random), user.id, user.role, *policy, now);
+  s.attributes = json::serialize(attributes);
+  s.auth_method = method;
+  s.user_agent = client.user_agent.substr(0, kMaxUserAgent);
+  s.device_info = device_info ? *device_info : detect_device(s.user_agent);
+  s.ip_address = client.ip;
+  s.last_ip = client.ip;
+
+  std::string refresh_token = new_refresh_token(deps_.random);
+  store::CreateRequest request;
+  request.session = s;
+  request.refresh_hash = sha256(refresh_token);
+  request.refresh_expires_at = std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at);
+  request.max_sessions = policy->max_sessions;
+  request.on_limit = policy->on_limit;
+  const auto refresh_hash = request.refresh_hash;
+  const auto refresh_expires_at = request.refresh_expires_at;
+
+  auto created = co_await deps_.store.create(std::move(request));
+  if (!created) {
+    if (created.error().code == Errc::store_unavailable) ++counters_.store_errors;
+    co_await record(std::move(batch));
+    co_return created.error();
+  }
+  batch.changes.push_back(db::SessionCreated{s, refresh_hash, refresh_expires_at});
+  batch.events.push_back(event("login_succeeded", user.id, s.id, client.ip,
+                               {{"auth_method", auth_method_name(method)},
+                                {"device_info", s.device_info}}));
+  for (const auto& evicted : created->evicted) {
+    add_ended(batch, evicted, EndReason::max_sessions_exceeded, now, client.ip);
+    ++counters_.evictions;
+  }
+  co_await record(std::move(batch));
+  ++counters_.sign_ins;
+  co_return make_response(s, std::move(refresh_token), now, user);
+}
+
+Task<TokenResponse> SessionService::login_password(std::string email, std::string password,
+                                                   ClientInfo client) {
+  if (email.empty() || password.empty()) {
+    co_return Error(Errc::invalid_request, "email and password are required");
+  }
+  const std::string normalized = normalize_email(email);
+  std::optional<db::User> user;
+  if (!normalized.empty()) {
+    auto found = co_await db_call([&] { return deps_.database.find_user_by_email(normalized); });
+    if (!found) co_return found.error();
+    user = std::move(*found);
+  }
+
+  // An unknown account costs the same argon2id verification as a known one.
+  const bool has_hash = user && user->password_hash;
+  std::string hash = has_hash ? *user->password_hash : dummy_password_hash();
+  const bool verified = co_await deps_.hash_workers.run(
+      [&hash, &password] { return verify_password(hash, password); });
+
+  if (!verified || !has_hash || user->disabled) {
+    ++counters_.sign_in_failures;
+    db::ChangeBatch batch;
+    batch.events.push_back(event("login_failed", user ? std::optional(user->id) : std::nullopt,
+                                 std::nullopt, client.ip,
+                                 {{"auth_method", "password"},
+                                  {"reason", user && user->disabled ? "disabled" : "invalid_credentials"}}));
+    co_await record(std::move(batch));
+    co_return Error(Errc::invalid_credentials, "the email or password is not correct");
+  }
+
+  if (password_needs_rehash(hash)) {
+    std::string upgraded = co_await deps_.hash_workers.run([&password] { return hash_password(password); });
+    db::UserPatch patch;
+    patch.password_hash = std::move(upgraded);
+    auto now = deps_.clock.now();
+    auto updated = co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
+    if (!updated) spdlog::warn("could not upgrade the password hash of user {}", user->id);
+  }
+  co_return co_await start_session(*user, AuthMethod::password, {}, std::move(client),
+                                   std::nullopt, {});
+}
+
+// Refresh must work while the database is down: then the user is what the session knows.
+awaitable<db::User> SessionService::user_or_minimal(const Session& s) {
+  auto user = co_await get_user(s.user_id);
+  if (user) co_return std::move(*user);
+  db::User minimal;
+  minimal.id = s.user_id;
+  minimal.role = s.role;
+  co_return minimal;
+}
+
+Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInfo client) {
+  if (refresh_token.size() < 10 || refresh_token.size() > 256 || !refresh_token.starts_with("rt_")) {
+    co_return Error(Errc::token_invalid, "the refresh token is not valid");
+  }
+  const TimePoint now = deps_.clock.now();
+  std::string successor = new_refresh_token(deps_.random);
+  store::RotateRequest request;
+  request.presented = sha256(refresh_token);
+  request.successor = sha256(successor);
+  request.sealed_successor = seal_successor(deps_.random, refresh_token, successor);
+  request.successor_expires_at = now + deps_.config.tokens.refresh_ttl;
+  request.now = now;
+  request.grace = deps_.config.tokens.refresh_grace;
+  request.ip = client.ip;
+  const auto successor_hash = request.successor;
+
+  auto rotated = co_await deps_.store.rotate_refresh(std::move(request));
+  if (!rotated) {
+    if (rotated.error().code == Errc::store_unavailable) ++counters_.store_errors;
+    co_return rotated.error();
+  }
+  auto& outcome = *rotated;
+  switch (outcome.kind) {
+    case store::Rotation::rotated: {
+      const Session& s = outcome.session;
+      db::ChangeBatch batch;
+      batch.changes.push_back(db::SessionRotated{
+          s.id, successor_hash, std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at),
+          s.last_activity, s.expires_at(), client.ip});
+      batch.events.push_back(event("session_refreshed", s.user_id, s.id, client.ip));
+      co_await record(std::move(batch));
+      co_return make_response(s, std::move(successor), now, co_await user_or_minimal(s));
+    }
+    case store::Rotation::grace: {
+      auto previous = open_successor(refresh_token, outcome.sealed_successor);
+      if (!previous) co_return Error(Errc::token_invalid, "the refresh token is not valid");
+      co_return make_response(outcome.session, std::move(*previous), outcome.rotated_at,
+                              co_await user_or_minimal(outcome.session));
+    }
+    case store::Rotation::reuse: {
+      spdlog::warn("refresh token reuse: session {} of user {} ended", outcome.session.id.to_string(),
+                   outcome.session.user_id);
+      db::ChangeBatch batch;
+      add_ended(batch, outcome.session, EndReason::refresh_token_reuse, now, client.ip);
+      co_await record(std::move(batch));
+      co_return ended_error(EndReason::refresh_token_reuse);
+    }
+    case store::Rotation::ended:
+      co_return ended_error(outcome.reason);
+    case store::Rotation::unknown:
+      break;
+  }
+  co_return Error(Errc::token_invalid, "the refresh token is not valid");
+}
+
+Task<Principal> SessionService::authenticate(std::string_view access_token, ClientInfo client) {
+  const TimePoint now = deps_.clock.now();
+  auto claims = deps_.jwt.verify(access_token, now);
+  if (!claims) co_return claims.error();
+  auto found = co_await deps_.store.validate_and_touch(claims->sub, claims->sid, now, client.ip);
+  if (!found) {
+    if (found.error().code == Errc::store_unavailable) ++counters_.store_errors;
+    co_return found.error();
+  }
+  switch (found->found) {
+    case store::Found::alive:
+      co_return Principal{std::move(*claims), std::move(found->session)};
+    case store::Found::ended:
+      if (found->reason == EndReason::expired) {
+        Session s;
+        s.id = claims->sid;
+        s.user_id = claims->sub;
+        db::ChangeBatch batch;
+        add_ended(batch, s, EndReason::expired, now, client.ip);
+        co_await record(std::move(batch));
+      }
+      co_return ended_error(found->reason);
+    case store::Found::unknown:
+      break;
+  }
+  co_return Error(Errc::session_revoked, "the session is not known");
+}
+
+bool SessionService::is_admin_key(std::string_view key) const {
+  return !deps_.admin_key.empty() && constant_time_equal(key, deps_.admin_key);
+}
+
+bool SessionService::is_admin_role(std::string_view role) const {
+  const auto& roles = deps_.config.admin.roles;
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+Task<void> SessionService::logout(const Principal& who, ClientInfo client) {
+  co_return co_await revoke_session(who.session.user_id, who.session.id, EndReason::logout,
+                                    std::move(client));
+}
+
+Task<std::vector<Session>> SessionService::list_sessions(UserId user) {
+  co_return co_await deps_.store.list(user, deps_.clock.now());
+}
+
+Task<void> SessionService::revoke_session(UserId user, SessionId id, EndReason reason,
+                                          ClientInfo client) {
+  const TimePoint now = deps_.clock.now();
+  auto revoked = co_await deps_.store.revoke(user, id, reason, now);
+  if (!revoked) co_return revoked.error();
+  if (!*revoked) co_return Error(Errc::not_found, "no such live session");
+  db::ChangeBatch batch;
+  add_ended(batch, **revoked, reason, now, client.ip);
+  co_await record(std::move(batch));
+  co_return Result<void>{};
+}
+
+Task<int> SessionService::revoke_all(UserId user, std::optional<SessionId> keep, EndReason reason,
+                                     ClientInfo client) {
+  const TimePoint now = deps_.clock.now();
+  auto revoked = co_await deps_.store.revoke_all(user, keep, reason, now);
+  if (!revoked) co_return revoked.error();
+  db::ChangeBatch batch;
+  for (const auto& s : *revoked) add_ended(batch, s, reason, now, client.ip);
+  co_await record(std::move(batch));
+  co_return static_cast<int>(revoked->size());
+}
+
+Task<void> SessionService::change_password(const Principal& who, std::string current_password,
+                                           std::string new_password, ClientInfo client) {
+  const auto min_length = static_cast<std::size_t>(deps_.config.password_min_length);
+  if (new_password.size() < min_length) {
+    co_return Error(Errc::invalid_request,
+                    "new_password must be at least " + std::to_string(min_length) + " characters");
+  }
+  auto user = co_await get_user(who.session.user_id);
+  if (!user) co_return user.error();
+  const std::string hash = user->password_hash.value_or(dummy_password_hash());
+  const bool verified = co_await deps_.hash_workers.run(
+      [&hash, &current_password] { return verify_password(hash, current_password); });
+  if (!verified || !user->password_hash) {
+    co_return Error(Errc::invalid_credentials, "the current password is not correct");
+  }
+  db::UserPatch patch;
+  patch.password_hash =
+      co_await deps_.hash_workers.run([&new_password] { return hash_password(new_password); });
+  const TimePoint now = deps_.clock.now();
+  auto updated = co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
+  if (!updated) co_return updated.error();
+
+  auto ended = co_await deps_.store.revoke_all(user->id, who.session.id,
+                                               EndReason::password_changed, now);
+  db::ChangeBatch batch;
+  batch.events.push_back(event("password_changed", user->id, who.session.id, client.ip));
+  if (ended) {
+    for (const auto& s : *ended) add_ended(batch, s, EndReason::password_changed, now, client.ip);
+  }
+  co_await record(std::move(batch));
+  if (!ended) co_return ended.error();
+  co_return Result<void>{};
+}
+
+Task<db::User> SessionService::get_user(UserId id) {
+  auto found = co_await db_call([&] { return deps_.database.find_user(id); });
+  if (!found) co_return found.error();
+  if (!*found) co_return Error(Errc::not_found, "no such user");
+  co_return std::move(**found);
+}
+
+Result<db::User> SessionService::validate_user_request(const CreateUserRequest& r) const {
+  db::User u;
+  if (!r.email && !r.mobile_number) {
+    return Error(Errc::invalid_request, "email or mobile_number is required");
+  }
+  if (r.email) {
+    auto email = normalize_email(*r.email);
+    if (email.empty()) return Error(Errc::invalid_request, "email is not a valid address");
+    u.email = email;
+  }
+  if (r.mobile_number) {
+    auto mobile = normalize_mobile(*r.mobile_number);
+    if (mobile.empty()) {
+      return Error(Errc::invalid_request, "mobile_number must be E.164 or 10-15 digits");
+    }
+    u.mobile_number = mobile;
+  }
+  if (deps_.config.roles.find(r.role) == nullptr) {
+    return Error(Errc::invalid_request, "role is not a configured role");
+  }
+  if (r.password &&
+      r.password->size() < static_cast<std::size_t>(deps_.config.password_min_length)) {
+    return Error(Errc::invalid_request, "password must be at least " +
+                                            std::to_string(deps_.config.password_min_length) +
+                                            " characters");
+  }
+  return u;
+}
+
+Task<db::User> SessionService::create_user(CreateUserRequest request, ClientInfo client) {
+  auto checked = validate_user_request(request);
+  if (!checked) co_return checked.error();
+  db::NewUser nu;
+  nu.email = checked->email;
+  nu.mobile_number = checked->mobile_number;
+  nu.role = request.role;
+  nu.attributes = json::serialize(request.attributes);
+  if (request.password) {
+    nu.password_hash =
+        co_await deps_.hash_workers.run([&request] { return hash_password(*request.password); });
+  }
+  const TimePoint now = deps_.clock.now();
+  auto created = co_await db_call([&] { return deps_.database.create_user(nu, now); });
+  if (!created) co_return created.error();
+  db::ChangeBatch batch;
+  batch.events.push_back(event("user_created", created->id, std::nullopt, client.ip,
+                               {{"role", created->role}}));
+  co_await record(std::move(batch));
+  co_return std::move(*created);
+}
+
+Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request, ClientInfo client) {
+  auto existing = co_await get_user(id);
+  if (!existing) co_return existing.error();
+  db::UserPatch patch;
+  if (request.role) {
+    if (deps_.config.roles.find(*request.role) == nullptr) {
+      co_return Error(Errc::invalid_request, "role is not a configured role");
+    }
+    patch.role = request.role;
+  }
+  if (request.password) {
+    if (request.password->size() < static_cast<std::size_t>(deps_.config.password_min_length)) {
+      co_return Error(Errc::invalid_request, "password must be at least " +
+                                                 std::to_string(deps_.config.password_min_length) +
+                                                 " characters");
+    }
+    patch.password_hash =
+        co_await deps_.hash_workers.run([&request] { return hash_password(*request.password); });
+  }
+  patch.disabled = request.disabled;
+  if (request.attributes) patch.attributes = json::serialize(*request.attributes);
+
+  const TimePoint now = deps_.clock.now();
+  auto updated = co_await db_call([&] { return deps_.database.update_user(id, patch, now); });
+  if (!updated) co_return updated.error();
+
+  std::optional<EndReason> end_all;
+  db::ChangeBatch batch;
+  if (request.disabled && *request.disabled && !existing->disabled) {
+    end_all = EndReason::user_disabled;
+    batch.events.push_back(event("user_disabled", id, std::nullopt, client.ip));
+  }
+  if (request.role && *request.role != existing->role) {
+    if (!end_all) end_all = EndReason::role_changed;
+    batch.events.push_back(event("role_changed", id, std::nullopt, client.ip,
+                                 {{"from", existing->role}, {"to", *request.role}}));
+  }
+  if (request.password) batch.events.push_back(event("password_changed", id, std::nullopt, client.ip));
+  if (end_all) {
+    auto ended = co_await deps_.store.revoke_all(id, std::nullopt, *end_all, now);
+    if (!ended) {
+      co_await record(std::move(batch));
+      co_return ended.error();
+    }
+    for (const auto& s : *ended) add_ended(batch, s, *end_all, now, client.ip);
+  }
+  co_await record(std::move(batch));
+  co_return std::move(*updated);
+}
+
+Task<TokenResponse> SessionService::create_session_for(AdminSessionRequest request,
+                                                       ClientInfo client) {
+  auto user = co_await get_user(request.user_id);
+  if (!user) co_return user.error();
+  if (user->disabled) co_return Error(Errc::forbidden, "the user is disabled");
+  ClientInfo effective = client;
+  if (request.ip_address) effective.ip = *request.ip_address;
+  if (request.user_agent) effective.user_agent = *request.user_agent;
+  co_return co_await start_session(*user, AuthMethod::admin, std::move(request.attributes),
+                                   std::move(effective), std::move(request.device_info), {});
+}
+
+Task<void> SessionService::revoke_session_by_id(SessionId id, ClientInfo client) {
+  auto owner = co_await deps_.store.owner_of(id, deps_.clock.now());
+  if (!owner) co_return owner.error();
+  if (!*owner) co_return Error(Errc::not_found, "no such live session");
+  co_return co_await revoke_session(**owner, id, EndReason::revoked_by_admin, std::move(client));
+}
+
+Task<std::vector<db::Event>> SessionService::events(db::EventFilter filter) {
+  co_return co_await db_call([&] { return deps_.database.list_events(filter); });
+}
+
+Task<db::Stats> SessionService::stats() {
+  const TimePoint now = deps_.clock.now();
+  co_return co_await db_call([&] { return deps_.database.stats(now); });
+}
+
+Task<void> SessionService::ready() {
+  auto store_ok = co_await deps_.store.ping();
+  if (!store_ok) co_return store_ok.error();
+  co_return co_await db_call([&] { return deps_.database.ping(); });
+}
+
+awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
+  const TimePoint now = deps_.clock.now();
+  for (;;) {
+    auto expired = co_await deps_.store.collect_expired(now, 1000);
+    if (!expired || expired->empty()) break;
+    db::ChangeBatch batch;
+    for (const auto& s : *expired) add_ended(batch, s, EndReason::expired, s.expires_at(), s.last_ip);
+    co_await record(std::move(batch));
+    if (expired->size() < 1000) break;
+  }
+  if (flush_activity) {
+    auto touched = co_await deps_.store.collect_activity(100'000);
+    if (touched && !touched->empty()) {
+      db::ChangeBatch batch;
+      for (const auto& t : *touched) {
+        batch.changes.push_back(db::ActivityTouched{t.id, t.last_activity, TimePoint{}, t.last_ip});
+      }
+      co_await record(std::move(batch));
+    }
+  }
+  // Retry what the database refused earlier, oldest first, until it refuses again.
+  for (;;) {
+    db::ChangeBatch batch;
+    {
+      std::lock_guard lock(pending_mutex_);
+      if (pending_.empty()) break;
+      batch = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    auto result = co_await db_call([&] { return deps_.database.apply(batch); });
+    if (!result) {
+      std::lock_guard lock(pending_mutex_);
+      pending_.push_front(std::move(batch));
+      break;
+    }
+  }
+}
+
+std::string SessionService::new_csrf_token() const { return random_secret(deps_.random, 24); }
+
+Task<std::size_t> SessionService::live_sessions() { co_return co_await deps_.store.live_count(); }
+
+awaitable<void> SessionService::flush() { co_await run_jobs_once(true); }
+
+}  // namespace sessiond::service

@@ -1,0 +1,35 @@
+// The HTTP API of SPEC §5: registers every route on a Router and maps JSON to SessionService calls.
+#pragma once
+
+#include "core/config.hpp"
+#include "http/message.hpp"
+#include "http/metrics.hpp"
+#include "http/router.hpp"
+#include "service/session_service.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+
+namespace sessiond::http {
+
+class Api {
+ public:
+  Api(const Config& config, service::SessionService& service, Metrics& metrics);
+
+  // Handles one request end to end: routing, errors, metrics. Never throws.
+  boost::asio::awaitable<Response> handle(Request& request);
+
+  // While draining at shutdown /readyz answers 503.
+  void set_draining() { draining_ = true; }
+
+ private:
+  void add_routes();
+  const Config& config_;
+  service::SessionService& service_;
+  Metrics& metrics_;
+  Router router_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace sessiond::http

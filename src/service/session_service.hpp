@@ -1,0 +1,188 @@
+// SessionService: the use cases of sessiond (sign in, verify, refresh, sign out, list and revoke,
+// admin calls), on top of a SessionStore, a Database and the JWT codec. Transport-free: the http
+// layer turns requests into these calls and results into responses.
+//
+// Every change to a session is written to the database before the call returns (embedded mode:
+// written through), together with its audit events. All member functions may be called
+// concurrently from any io thread.
+#pragma once
+
+#include "core/config.hpp"
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/jwt.hpp"
+#include "core/session.hpp"
+#include "core/time.hpp"
+#include "db/database.hpp"
+#include "service/workers.hpp"
+#include "store/session_store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sessiond::service {
+
+template <class T>
+using Task = boost::asio::awaitable<Result<T>>;
+
+// Who is calling, as the http layer saw it.
+struct ClientInfo {
+  std::string ip;
+  std::string user_agent;
+};
+
+struct TokenResponse {
+  std::string access_token;
+  std::string refresh_token;
+  Duration expires_in{0};
+  Session session;
+  db::User user;
+};
+
+// An authenticated caller: a verified access token whose session is alive (and was touched).
+struct Principal {
+  AccessClaims claims;
+  Session session;
+};
+
+struct CreateUserRequest {
+  std::optional<std::string> email;
+  std::optional<std::string> mobile_number;
+  std::optional<std::string> password;
+  std::string role;
+  boost::json::object attributes;
+};
+
+struct UpdateUserRequest {
+  std::optional<std::string> role;
+  std::optional<bool> disabled;
+  std::optional<std::string> password;
+  std::optional<boost::json::object> attributes;
+};
+
+struct AdminSessionRequest {
+  UserId user_id = 0;
+  boost::json::object attributes;
+  std::optional<std::string> device_info;
+  std::optional<std::string> ip_address;
+  std::optional<std::string> user_agent;
+};
+
+struct ServiceDeps {
+  const Config& config;
+  const Clock& clock;
+  Random& random;
+  const JwtCodec& jwt;
+  store::SessionStore& store;
+  db::Database& database;
+  Workers& db_workers;    // blocking database calls
+  Workers& hash_workers;  // argon2id
+  std::string admin_key;
+};
+
+class SessionService {
+ public:
+  explicit SessionService(ServiceDeps deps);
+
+  // --- sign-in ---
+  // Errors: invalid_request, invalid_credentials (also for unknown email or disabled user),
+  // session_limit, database_unavailable, store_unavailable.
+  Task<TokenResponse> login_password(std::string email, std::string password, ClientInfo client);
+  // Errors: token_invalid (unknown token), session_revoked (reuse, or ended: with reason),
+  // session_expired, store_unavailable.
+  Task<TokenResponse> refresh(std::string refresh_token, ClientInfo client);
+
+  // --- every authenticated request ---
+  // Verifies the access token and that its session is alive; touches the session.
+  // Errors: token_invalid, token_expired, session_revoked (with reason), session_expired,
+  // store_unavailable.
+  Task<Principal> authenticate(std::string_view access_token, ClientInfo client);
+  // True when `key` is the admin API key (constant time).
+  bool is_admin_key(std::string_view key) const;
+  bool is_admin_role(std::string_view role) const;
+
+  // --- the user's own sessions ---
+  Task<void> logout(const Principal& who, ClientInfo client);
+  Task<std::vector<Session>> list_sessions(UserId user);
+  // Errors: not_found when it is not one of the user's live sessions.
+  Task<void> revoke_session(UserId user, SessionId id, EndReason reason, ClientInfo client);
+  // Ends every session of the user except `keep`. Returns how many ended.
+  Task<int> revoke_all(UserId user, std::optional<SessionId> keep, EndReason reason,
+                       ClientInfo client);
+  // Errors: invalid_credentials (wrong current password), invalid_request (too short).
+  Task<void> change_password(const Principal& who, std::string current_password,
+                             std::string new_password, ClientInfo client);
+  Task<db::User> get_user(UserId id);
+
+  // --- admin ---
+  Task<db::User> create_user(CreateUserRequest request, ClientInfo client);
+  Task<db::User> update_user(UserId id, UpdateUserRequest request, ClientInfo client);
+  Task<TokenResponse> create_session_for(AdminSessionRequest request, ClientInfo client);
+  Task<void> revoke_session_by_id(SessionId id, ClientInfo client);
+  Task<std::vector<db::Event>> events(db::EventFilter filter);
+  Task<db::Stats> stats();
+
+  // --- operations ---
+  // Store and database both answer.
+  Task<void> ready();
+  // One round of background work: ends sessions past their deadline, flushes last_activity and
+  // retries pending writes. Called by the job loop every few seconds.
+  boost::asio::awaitable<void> run_jobs_once(bool flush_activity);
+  // Writes whatever is still pending (at shutdown).
+  boost::asio::awaitable<void> flush();
+
+  // A fresh value for the sessiond_csrf cookie.
+  std::string new_csrf_token() const;
+  // Live sessions in the store.
+  Task<std::size_t> live_sessions();
+
+  // Counters for /metrics.
+  struct Counters {
+    std::atomic<std::uint64_t> sign_ins{0};
+    std::atomic<std::uint64_t> sign_in_failures{0};
+    std::atomic<std::uint64_t> evictions{0};
+    std::atomic<std::uint64_t> store_errors{0};
+    std::atomic<std::uint64_t> database_errors{0};
+  };
+  const Counters& counters() const { return counters_; }
+  std::size_t pending_writes() const;
+
+ private:
+  Task<TokenResponse> start_session(const db::User& user, AuthMethod method,
+                                    boost::json::object attributes, ClientInfo client,
+                                    std::optional<std::string> device_info,
+                                    db::ChangeBatch batch);
+  boost::asio::awaitable<db::User> user_or_minimal(const Session& s);
+  TokenResponse make_response(const Session& session, std::string refresh_token, TimePoint iat,
+                              const db::User& user) const;
+  std::string mint_access_token(const Session& session, TimePoint iat, std::string jti) const;
+  db::Event event(std::string type, std::optional<UserId> user, std::optional<SessionId> session,
+                  const std::string& ip, boost::json::object detail = {}) const;
+  void add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason, TimePoint at,
+                 const std::string& ip) const;
+  // Writes the batch (write-through). When the database fails, the batch is kept and retried by
+  // the job loop; the call still succeeds because the store already holds the change.
+  boost::asio::awaitable<void> record(db::ChangeBatch batch);
+  template <class Fn>
+  auto db_call(Fn fn) -> boost::asio::awaitable<std::invoke_result_t<Fn&>>;
+  Result<db::User> validate_user_request(const CreateUserRequest& r) const;
+
+  ServiceDeps deps_;
+  Counters counters_;
+  mutable std::mutex pending_mutex_;
+  std::deque<db::ChangeBatch> pending_;
+};
+
+// Normalises an email for lookup and storage (trimmed, lower-case). Empty when not plausible.
+std::string normalize_email(std::string_view email);
+// Normalises a mobile number to E.164 ("+" and 8-15 digits); empty when not plausible.
+std::string normalize_mobile(std::string_view number);
+
+}  // namespace sessiond::service

@@ -9,7 +9,7 @@ packages=(
   libhiredis-dev libpq-dev libsodium-dev libssl-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev googletest libbenchmark-dev
-  redis-server postgresql nginx wrk curl python3 clang-format
+  redis-server postgresql nginx wrk curl jq python3 clang-format
 )
 
 missing=()

@@ -216,20 +216,42 @@ class Signer {
 
 class HmacSha256Signer final : public Signer {
  public:
-  explicit HmacSha256Signer(std::string secret) : secret_(std::move(secret)) {}
-  ~HmacSha256Signer() override { sodium_memzero(secret_.data(), secret_.size()); }
+  // The key is absorbed once into a template context; each call duplicates it, which skips the
+  // per-call digest fetch and key schedule of one-shot HMAC() (about twice as fast).
+  explicit HmacSha256Signer(std::string secret) {
+    mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    template_ = mac_ == nullptr ? nullptr : EVP_MAC_CTX_new(mac_);
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    if (template_ == nullptr ||
+        EVP_MAC_init(template_, reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
+                     params) != 1) {
+      sodium_memzero(secret.data(), secret.size());
+      throw std::runtime_error("HMAC-SHA256 is not available in OpenSSL");
+    }
+    sodium_memzero(secret.data(), secret.size());
+  }
+  ~HmacSha256Signer() override {
+    EVP_MAC_CTX_free(template_);
+    EVP_MAC_free(mac_);
+  }
   HmacSha256Signer(const HmacSha256Signer&) = delete;
   HmacSha256Signer& operator=(const HmacSha256Signer&) = delete;
 
   JwtAlgorithm algorithm() const override { return JwtAlgorithm::HS256; }
   std::size_t signature_size() const override { return 32; }
 
+  // Thread-safe: the template is only read (duplicated), never updated.
   bool sign(std::string_view input, std::span<std::uint8_t, kMaxSignatureSize> out) const override {
-    unsigned int len = 0;
-    return HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-                reinterpret_cast<const unsigned char*>(input.data()), input.size(), out.data(),
-                &len) != nullptr &&
-           len == 32;
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(template_);
+    if (ctx == nullptr) return clear_openssl_errors(false);
+    std::size_t len = 0;
+    const bool ok =
+        EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1 &&
+        EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == 32;
+    EVP_MAC_CTX_free(ctx);
+    return ok ? ok : clear_openssl_errors(false);
   }
 
   bool verify(std::string_view input, std::span<const std::uint8_t> signature) const override {
@@ -239,7 +261,8 @@ class HmacSha256Signer final : public Signer {
   }
 
  private:
-  std::string secret_;
+  EVP_MAC* mac_ = nullptr;
+  EVP_MAC_CTX* template_ = nullptr;
 };
 
 class EcdsaP256Signer final : public Signer {

@@ -72,13 +72,14 @@ std::optional<UserId> parse_user_id(std::string_view text) {
 Api::Api(const Config& config, service::SessionService& service, Metrics& metrics)
     : config_(config), service_(service), metrics_(metrics) {
   add_routes();
+  for (const auto* pattern : router_.patterns()) series_[pattern] = metrics_.route(*pattern);
+  unmatched_ = metrics_.route("unmatched");
 }
 
 awaitable<Response> Api::handle(Request& request) {
-  static Metrics::Series* const unmatched = metrics_.route("unmatched");
   const auto start = std::chrono::steady_clock::now();
   auto match = router_.match(request);
-  Metrics::Series* series = unmatched;
+  Metrics::Series* series = unmatched_;
   Response response;
   if (match.handler == nullptr) {
     response = match.allowed.empty()
@@ -86,7 +87,7 @@ awaitable<Response> Api::handle(Request& request) {
                    : problem(Error(Errc::method_not_allowed, "allowed: " + match.allowed));
     if (!match.allowed.empty()) response.set_header("Allow", match.allowed);
   } else {
-    series = metrics_.route(*match.pattern);
+    series = series_.at(match.pattern);
     bool failed = false;
     try {
       response = co_await (*match.handler)(request);

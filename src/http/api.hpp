@@ -9,7 +9,9 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <atomic>
 #include <functional>
+#include <unordered_map>
 
 namespace sessiond::http {
 
@@ -29,6 +31,9 @@ class Api {
   service::SessionService& service_;
   Metrics& metrics_;
   Router router_;
+  // Filled once after the routes are added; read without a lock on every request.
+  std::unordered_map<const std::string*, Metrics::Series*> series_;
+  Metrics::Series* unmatched_ = nullptr;
   std::atomic<bool> draining_{false};
 };
 

@@ -57,6 +57,12 @@ void Router::add(Method method, std::string pattern, Handler handler) {
   route_for(pattern).handlers.emplace_back(method, std::move(handler));
 }
 
+std::vector<const std::string*> Router::patterns() const {
+  std::vector<const std::string*> out;
+  for (const auto& r : routes_) out.push_back(&r.pattern);
+  return out;
+}
+
 Router::Match Router::match(Request& request) const {
   const Route* found = nullptr;
   if (auto it = exact_.find(request.path); it != exact_.end()) {

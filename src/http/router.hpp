@@ -25,6 +25,9 @@ class Router {
     std::string allowed;               // "GET, DELETE" when the path exists with other methods
     const std::string* pattern = nullptr;  // the route's pattern, for metrics labels
   };
+  // Every route's pattern; the pointers stay valid once routes are added.
+  std::vector<const std::string*> patterns() const;
+
   // Thread-safe once built. Fills request.params on a match.
   Match match(Request& request) const;
 

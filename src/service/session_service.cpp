@@ -597,7 +597,7 @@ awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
     if (touched && !touched->empty()) {
       db::ChangeBatch batch;
       for (const auto& t : *touched) {
-        batch.changes.push_back(db::ActivityTouched{t.id, t.last_activity, TimePoint{}, t.last_ip});
+        batch.changes.push_back(db::ActivityTouched{t.id, t.last_activity, t.expires_at, t.last_ip});
       }
       co_await record(std::move(batch));
     }

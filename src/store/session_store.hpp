@@ -98,6 +98,7 @@ struct ActivityChange {
   SessionId id;
   TimePoint last_activity;
   std::string last_ip;
+  TimePoint expires_at;  // the session's deadline after this activity
 };
 
 class SessionStore {

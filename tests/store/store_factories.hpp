@@ -2,14 +2,14 @@
 // store_factories() in store_factories.cpp; the tests themselves do not change.
 #pragma once
 
-#include "core/time.hpp"
-#include "store/session_store.hpp"
-
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "core/time.hpp"
+#include "store/session_store.hpp"
 
 namespace sessiond::store::testing {
 

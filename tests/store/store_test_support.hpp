@@ -1,18 +1,17 @@
 // Helpers for the store tests: running awaitables synchronously, building sessions and ids.
 #pragma once
 
-#include "core/crypto.hpp"
-#include "core/session.hpp"
-#include "core/time.hpp"
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <utility>
+
+#include "core/crypto.hpp"
+#include "core/session.hpp"
+#include "core/time.hpp"
 
 namespace sessiond::store::testing {
 

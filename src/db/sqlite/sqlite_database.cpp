@@ -180,8 +180,9 @@ Result<void> apply_change(Connection& c, const SessionEnded& change) {
 }
 
 Result<void> apply_change(Connection& c, const ActivityTouched& change) {
+  // expires_at only grows with last_activity; max() keeps a record from moving back.
   auto stmt = c.prepare(
-      "UPDATE user_sessions SET last_activity = ?2, expires_at = ?3, last_ip = ?4 "
+      "UPDATE user_sessions SET last_activity = ?2, expires_at = max(expires_at, ?3), last_ip = ?4 "
       "WHERE id = ?1 AND is_active = 1 AND last_activity < ?2");
   if (!stmt) return stmt.error();
   stmt->bind(1, change.id.to_string())

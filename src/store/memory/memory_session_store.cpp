@@ -15,9 +15,10 @@
 #include <utility>
 #include <vector>
 
-// Locks: a user shard, then (one at a time, briefly) an id shard or a refresh shard, then a pool
-// shard. No code takes a user shard while it holds any other lock, and none holds two locks of one
-// kind, so the order can never be reversed. rotate_refresh finds the user through the refresh
+// Lock order: a user shard, then (one at a time, briefly) an id shard or a refresh shard; pool
+// shards are leaves (taken under a user shard only, nothing taken under them). No code takes a
+// user shard while it holds any other lock, and none holds two locks of one kind, so the order
+// can never be reversed. rotate_refresh finds the user through the refresh
 // shard, releases it, takes the user shard and reads the refresh entry again.
 
 namespace sessiond::store {
@@ -574,8 +575,7 @@ struct MemorySessionStore::Impl {
     return out;
   }
 
-  std::optional<Session> revoke(UserId user, const SessionId& id, EndReason reason,
-                                TimePoint now) {
+  std::optional<Session> revoke(UserId user, const SessionId& id, EndReason reason, TimePoint now) {
     UserShard& shard = user_shard(user);
     std::lock_guard lock(shard.mu);
     std::vector<Record>* sessions = sessions_of(shard, user);
@@ -697,7 +697,7 @@ struct MemorySessionStore::Impl {
         if (sessions == nullptr || i == sessions->size()) continue;  // ended since
         Record& r = (*sessions)[i];
         r.dirty = false;
-        out.push_back({r.id, r.last_activity, r.last_ip});
+        out.push_back({r.id, r.last_activity, r.last_ip, r.expires_at()});
       }
       if (shard.dirty.empty() && shard.dirty.capacity() > 4096) shard.dirty.shrink_to_fit();
     }
@@ -746,8 +746,8 @@ Task<RotateOutcome> MemorySessionStore::rotate_refresh(RotateRequest request) {
   co_return impl_->rotate_refresh(request);
 }
 
-Task<std::optional<Session>> MemorySessionStore::revoke(UserId user, SessionId id,
-                                                        EndReason reason, TimePoint now) {
+Task<std::optional<Session>> MemorySessionStore::revoke(UserId user, SessionId id, EndReason reason,
+                                                        TimePoint now) {
   co_return impl_->revoke(user, id, reason, now);
 }
 
@@ -777,7 +777,10 @@ Task<std::size_t> MemorySessionStore::live_count() {
   co_return impl_->live.load(std::memory_order_relaxed);
 }
 
-Task<void> MemorySessionStore::ping() { co_return Result<void>{}; }
+Task<void> MemorySessionStore::ping() {
+  Result<void> reachable = boost::system::in_place_value;
+  co_return reachable;
+}
 
 Result<void> MemorySessionStore::restore(std::vector<RestoredSession> sessions,
                                          std::vector<RestoredTombstone> tombstones) {

@@ -10,13 +10,13 @@
 // - Tombstones and refresh-token hashes past their lifetime are purged incrementally by
 //   collect_expired (and a little by create), a bounded number of hash buckets per call.
 // - Strings that many sessions share (role, attributes, device_info, user_agent) are interned.
-//   Measured with mallinfo2 (tests/store/memory_session_store_test.cpp): about 500 bytes per live
+//   Measured with mallinfo2 (tests/store/memory_session_store_test.cpp): about 470 bytes per live
 //   session with every index, one session per user.
 #pragma once
 
-#include "store/session_store.hpp"
-
 #include <memory>
+
+#include "store/session_store.hpp"
 
 namespace sessiond::store {
 

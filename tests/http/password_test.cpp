@@ -1,0 +1,79 @@
+// POST /api/v1/me/password (SPEC §5): checks the current password, the minimum length, and ends
+// every other session.
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "http/harness.hpp"
+
+namespace sessiond::http_test {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kEmail = "wendy@example.com";
+constexpr std::string_view kOld = "correct horse battery";
+constexpr std::string_view kNew = "a brand new passphrase";
+
+class PasswordChange : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GT(create_user(server_, {.email = std::string(kEmail), .password = std::string(kOld)}),
+              0);
+    current_ = login(client_, kEmail, kOld);
+    other_ = login(client_, kEmail, kOld);
+  }
+
+  HttpResponse change(std::string_view current, std::string_view next) {
+    return client_.request(
+        "POST", "/api/v1/me/password", bearer_json(current_.access_token),
+        json::serialize(json::object{{"current_password", current}, {"new_password", next}}));
+  }
+
+  SessiondProcess server_;
+  HttpClient client_ = server_.client();
+  Tokens current_;
+  Tokens other_;
+};
+
+TEST_F(PasswordChange, WrongCurrentPasswordAnswersInvalidCredentials) {
+  EXPECT_TRUE(is_problem(change("not the old password", kNew), 401, "invalid_credentials"));
+  EXPECT_EQ(verify(client_, current_.access_token).status, 200) << "a wrong password ends nothing";
+  EXPECT_EQ(verify(client_, other_.access_token).status, 200);
+  EXPECT_EQ(login_response(client_, kEmail, kOld).status, 200);
+  EXPECT_EQ(login_response(client_, kEmail, kNew).status, 401);
+}
+
+TEST_F(PasswordChange, TooShortNewPasswordAnswers400) {
+  EXPECT_TRUE(is_problem(change(kOld, "short"), 400, "invalid_request"));
+  EXPECT_TRUE(is_problem(change(kOld, "ninechars"), 400, "invalid_request"));  // min_length 10
+  EXPECT_TRUE(
+      is_problem(client_.request("POST", "/api/v1/me/password", bearer_json(current_.access_token),
+                                 R"({"current_password":"correct horse battery"})"),
+                 400, "invalid_request"));
+  EXPECT_EQ(verify(client_, other_.access_token).status, 200);
+  EXPECT_EQ(login_response(client_, kEmail, kOld).status, 200);
+}
+
+TEST_F(PasswordChange, SuccessEndsOtherSessionsAndKeepsTheCurrent) {
+  auto r = change(kOld, kNew);
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(verify(client_, current_.access_token).status, 200);
+  EXPECT_TRUE(
+      is_problem(verify(client_, other_.access_token), 401, "session_revoked", "password_changed"));
+  EXPECT_TRUE(is_problem(post_json(client_, "/api/v1/auth/refresh",
+                                   json::object{{"refresh_token", other_.refresh_token}}),
+                         401, "session_revoked", "password_changed"));
+  EXPECT_EQ(login_response(client_, kEmail, kNew).status, 200);
+  EXPECT_TRUE(is_problem(login_response(client_, kEmail, kOld), 401, "invalid_credentials"));
+}
+
+TEST_F(PasswordChange, NeedsAnAuthenticatedSession) {
+  auto r = client_.request(
+      "POST", "/api/v1/me/password", json_content(),
+      json::serialize(json::object{{"current_password", kOld}, {"new_password", kNew}}));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(login_response(client_, kEmail, kOld).status, 200);
+}
+
+}  // namespace
+}  // namespace sessiond::http_test

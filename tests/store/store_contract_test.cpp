@@ -1,0 +1,760 @@
+// The SessionStore contract: every store (memory, later redis) must pass every test here.
+// Time is explicit (the interface takes `now`): no test sleeps.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <latch>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store/session_store.hpp"
+#include "store/store_factories.hpp"
+#include "store/store_test_support.hpp"
+
+namespace sessiond::store::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Duration kIdle = 1h;
+constexpr Duration kAbsolute = 24h;
+constexpr Duration kRefreshTtl = 12h;
+constexpr Duration kGrace = 10s;
+constexpr Duration kTtl = kContractTombstoneTtl;
+const std::string kIp = "198.51.100.7";
+
+class StoreContract : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    store_ = GetParam().make();
+    if (!store_) GTEST_SKIP() << GetParam().name << " store is not available here";
+  }
+
+  SessionStore& store() { return *store_; }
+
+  static SessionId new_id() {
+    static std::atomic<std::uint64_t> counter{0};
+    return test_session_id(++counter);
+  }
+
+  static Session session_for(UserId user, TimePoint now, Duration idle = kIdle,
+                             Duration absolute = kAbsolute) {
+    Session s;
+    s.id = new_id();
+    s.user_id = user;
+    s.role = "GUEST";
+    s.attributes = R"({"hotel_id":7})";
+    s.auth_method = AuthMethod::otp;
+    s.device_info = "iPhone · Safari";
+    s.ip_address = kIp;
+    s.last_ip = kIp;
+    s.user_agent =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    s.created_at = now;
+    s.last_activity = now;
+    s.absolute_expires_at = now + absolute;
+    s.idle_timeout = idle;
+    return s;
+  }
+
+  // The hash of the refresh token a test calls `name`.
+  static TokenHash token(const std::string& name) { return sha256("rt_" + name); }
+  // The hash of the refresh token a session was created with by create()/add().
+  static TokenHash first_token(const Session& s) { return token(s.id.to_string()); }
+
+  Result<CreateOutcome> try_create(const Session& s, int max = 5,
+                                   OnLimit on_limit = OnLimit::evict_oldest,
+                                   std::optional<TimePoint> refresh_expires_at = std::nullopt) {
+    CreateRequest request;
+    request.session = s;
+    request.refresh_hash = first_token(s);
+    request.refresh_expires_at =
+        refresh_expires_at.value_or(std::min(s.created_at + kRefreshTtl, s.absolute_expires_at));
+    request.max_sessions = max;
+    request.on_limit = on_limit;
+    return run(store().create(std::move(request)));
+  }
+
+  CreateOutcome create(const Session& s, int max = 5, OnLimit on_limit = OnLimit::evict_oldest) {
+    return try_create(s, max, on_limit).value();
+  }
+
+  // A new session of `user` created at `now`.
+  Session add(UserId user, TimePoint now, Duration idle = kIdle, Duration absolute = kAbsolute) {
+    Session s = session_for(user, now, idle, absolute);
+    EXPECT_TRUE(create(s).evicted.empty());
+    return s;
+  }
+
+  Lookup validate(UserId user, const SessionId& id, TimePoint now, const std::string& ip = kIp) {
+    return run(store().validate_and_touch(user, id, now, ip)).value();
+  }
+
+  RotateOutcome rotate(const TokenHash& presented, const TokenHash& successor, TimePoint now,
+                       const std::string& sealed = "sealed", Duration grace = kGrace,
+                       const std::string& ip = kIp) {
+    RotateRequest request;
+    request.presented = presented;
+    request.successor = successor;
+    request.sealed_successor = sealed;
+    request.successor_expires_at = now + kRefreshTtl;
+    request.now = now;
+    request.grace = grace;
+    request.ip = ip;
+    return run(store().rotate_refresh(std::move(request))).value();
+  }
+
+  std::optional<Session> revoke(UserId user, const SessionId& id, EndReason reason, TimePoint now) {
+    return run(store().revoke(user, id, reason, now)).value();
+  }
+
+  std::vector<Session> revoke_all(UserId user, std::optional<SessionId> keep, EndReason reason,
+                                  TimePoint now) {
+    return run(store().revoke_all(user, keep, reason, now)).value();
+  }
+
+  std::vector<Session> list(UserId user, TimePoint now) {
+    return run(store().list(user, now)).value();
+  }
+
+  std::vector<Session> collect_expired(TimePoint now, std::size_t max = 1000) {
+    return run(store().collect_expired(now, max)).value();
+  }
+
+  std::vector<ActivityChange> collect_activity(std::size_t max = 1000) {
+    return run(store().collect_activity(max)).value();
+  }
+
+  std::size_t live_count() { return run(store().live_count()).value(); }
+
+  // The session answers `ended` with `reason` until `ended_at + tombstone_ttl`, then unknown.
+  void expect_tombstone(UserId user, const SessionId& id, TimePoint ended_at, EndReason reason) {
+    for (TimePoint at : {ended_at, ended_at + kTtl - 1ms}) {
+      Lookup l = validate(user, id, at);
+      EXPECT_EQ(l.found, Found::ended) << "at +" << (at - ended_at).count() << " ms";
+      EXPECT_EQ(l.reason, reason) << reason_name(l.reason);
+    }
+    EXPECT_EQ(validate(user, id, ended_at + kTtl).found, Found::unknown);
+  }
+
+  static std::vector<SessionId> ids_of(const std::vector<Session>& sessions) {
+    std::vector<SessionId> ids;
+    for (const Session& s : sessions) ids.push_back(s.id);
+    return ids;
+  }
+  static std::set<SessionId> id_set(const std::vector<Session>& sessions) {
+    auto ids = ids_of(sessions);
+    return {ids.begin(), ids.end()};
+  }
+
+ private:
+  std::unique_ptr<SessionStore> store_;
+};
+
+void expect_same_session(const Session& got, const Session& want) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.user_id, want.user_id);
+  EXPECT_EQ(got.role, want.role);
+  EXPECT_EQ(got.attributes, want.attributes);
+  EXPECT_EQ(got.auth_method, want.auth_method);
+  EXPECT_EQ(got.device_info, want.device_info);
+  EXPECT_EQ(got.ip_address, want.ip_address);
+  EXPECT_EQ(got.user_agent, want.user_agent);
+  EXPECT_EQ(got.created_at, want.created_at);
+  EXPECT_EQ(got.absolute_expires_at, want.absolute_expires_at);
+  EXPECT_EQ(got.idle_timeout, want.idle_timeout);
+}
+
+// --- create and validate ---
+
+TEST_P(StoreContract, CreatedSessionValidatesAsAliveWithItsFields) {
+  Session s = session_for(1, kT0);
+  EXPECT_TRUE(create(s).evicted.empty());
+  Lookup l = validate(1, s.id, kT0 + 5s);
+  ASSERT_EQ(l.found, Found::alive);
+  expect_same_session(l.session, s);
+  EXPECT_EQ(l.session.last_activity, kT0 + 5s);
+  EXPECT_EQ(live_count(), 1u);
+}
+
+TEST_P(StoreContract, UnknownSessionIsUnknown) {
+  add(1, kT0);
+  EXPECT_EQ(validate(1, new_id(), kT0).found, Found::unknown);
+  EXPECT_EQ(validate(2, new_id(), kT0).found, Found::unknown);
+}
+
+TEST_P(StoreContract, SessionOfAnotherUserIsUnknown) {
+  Session s = add(1, kT0);
+  EXPECT_EQ(validate(2, s.id, kT0 + 1s).found, Found::unknown);
+  EXPECT_EQ(validate(1, s.id, kT0 + 2s).found, Found::alive);
+
+  ASSERT_TRUE(revoke(1, s.id, EndReason::logout, kT0 + 3s));
+  EXPECT_EQ(validate(2, s.id, kT0 + 4s).found, Found::unknown);
+  EXPECT_EQ(validate(1, s.id, kT0 + 4s).found, Found::ended);
+}
+
+// --- expiry ---
+
+TEST_P(StoreContract, TouchExtendsTheIdleDeadline) {
+  Session s = add(1, kT0);
+  ASSERT_EQ(validate(1, s.id, kT0 + 50min).found, Found::alive);
+  ASSERT_EQ(validate(1, s.id, kT0 + 50min + kIdle - 1ms).found, Found::alive);
+  EXPECT_EQ(validate(1, s.id, kT0 + 50min + kIdle - 1ms + kIdle - 1ms).found, Found::alive);
+}
+
+TEST_P(StoreContract, UntouchedSessionExpiresAtLastActivityPlusIdle) {
+  Session before = add(1, kT0);
+  Session at = add(2, kT0);
+  EXPECT_EQ(validate(1, before.id, kT0 + kIdle - 1ms).found, Found::alive);
+  Lookup l = validate(2, at.id, kT0 + kIdle);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::expired);
+}
+
+TEST_P(StoreContract, TouchedSessionExpiresAtItsLastActivityPlusIdle) {
+  Session before = add(1, kT0);
+  Session at = add(2, kT0);
+  ASSERT_EQ(validate(1, before.id, kT0 + 30min).found, Found::alive);
+  ASSERT_EQ(validate(2, at.id, kT0 + 30min).found, Found::alive);
+  EXPECT_EQ(validate(1, before.id, kT0 + 30min + kIdle - 1ms).found, Found::alive);
+  Lookup l = validate(2, at.id, kT0 + 30min + kIdle);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::expired);
+}
+
+TEST_P(StoreContract, AbsoluteDeadlineEndsSessionDespiteActivity) {
+  Session s = add(1, kT0, kIdle, 3h);
+  for (TimePoint t = kT0 + 20min; t < kT0 + 3h; t += 20min) {
+    ASSERT_EQ(validate(1, s.id, t).found, Found::alive);
+  }
+  ASSERT_EQ(validate(1, s.id, kT0 + 3h - 1ms).found, Found::alive);
+  Lookup l = validate(1, s.id, kT0 + 3h);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::expired);
+}
+
+TEST_P(StoreContract, TouchWithinASecondDoesNotMoveLastActivity) {
+  Session s = add(1, kT0);
+  EXPECT_EQ(validate(1, s.id, kT0 + 500ms).session.last_activity, kT0);
+  EXPECT_EQ(validate(1, s.id, kT0 + 999ms).session.last_activity, kT0);
+  EXPECT_EQ(validate(1, s.id, kT0 + 1s).session.last_activity, kT0 + 1s);
+  EXPECT_EQ(validate(1, s.id, kT0 + 1s + 999ms).session.last_activity, kT0 + 1s);
+  EXPECT_EQ(validate(1, s.id, kT0 + 5s).session.last_activity, kT0 + 5s);
+  EXPECT_EQ(list(1, kT0 + 6s).at(0).last_activity, kT0 + 5s);
+}
+
+TEST_P(StoreContract, LastIpFollowsTheLatestRequest) {
+  Session s = add(1, kT0);
+  Lookup l = validate(1, s.id, kT0 + 2s, "203.0.113.5");
+  EXPECT_EQ(l.session.last_ip, "203.0.113.5");
+  EXPECT_EQ(l.session.ip_address, kIp);
+  l = validate(1, s.id, kT0 + 4s, "2001:db8::17");
+  EXPECT_EQ(l.session.last_ip, "2001:db8::17");
+  auto listed = list(1, kT0 + 5s);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].last_ip, "2001:db8::17");
+  EXPECT_EQ(listed[0].ip_address, kIp);
+}
+
+// --- why it ended: one tombstone per end path ---
+
+TEST_P(StoreContract, RevokeLeavesATombstoneWithItsReason) {
+  const EndReason reasons[] = {EndReason::logout,           EndReason::revoked_by_user,
+                               EndReason::revoked_by_admin, EndReason::password_changed,
+                               EndReason::user_disabled,    EndReason::role_changed};
+  for (EndReason reason : reasons) {
+    SCOPED_TRACE(reason_name(reason));
+    Session s = add(1, kT0);
+    std::optional<Session> ended = revoke(1, s.id, reason, kT0 + 1min);
+    ASSERT_TRUE(ended);
+    EXPECT_EQ(ended->id, s.id);
+    expect_same_session(*ended, s);
+    expect_tombstone(1, s.id, kT0 + 1min, reason);
+  }
+}
+
+TEST_P(StoreContract, RevokeOthersLeavesRevokedOthersTombstones) {
+  Session current = add(1, kT0);
+  Session other = add(1, kT0 + 1s);
+  auto ended = revoke_all(1, current.id, EndReason::revoked_others, kT0 + 1min);
+  ASSERT_EQ(ids_of(ended), std::vector<SessionId>{other.id});
+  expect_tombstone(1, other.id, kT0 + 1min, EndReason::revoked_others);
+}
+
+TEST_P(StoreContract, AdminRevokeAllLeavesRevokedByAdminTombstones) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1s);
+  auto ended = revoke_all(1, std::nullopt, EndReason::revoked_by_admin, kT0 + 1min);
+  EXPECT_EQ(id_set(ended), (std::set<SessionId>{a.id, b.id}));
+  expect_tombstone(1, a.id, kT0 + 1min, EndReason::revoked_by_admin);
+  expect_tombstone(1, b.id, kT0 + 1min, EndReason::revoked_by_admin);
+}
+
+TEST_P(StoreContract, EvictionLeavesMaxSessionsExceededTombstone) {
+  Session first = add(1, kT0);
+  Session second = session_for(1, kT0 + 1min);
+  auto out = create(second, 1);
+  ASSERT_EQ(ids_of(out.evicted), std::vector<SessionId>{first.id});
+  expect_same_session(out.evicted[0], first);
+  expect_tombstone(1, first.id, kT0 + 1min, EndReason::max_sessions_exceeded);
+}
+
+TEST_P(StoreContract, ExpiryLeavesExpiredTombstone) {
+  Session s = add(1, kT0);
+  const TimePoint ended_at = kT0 + 2 * kIdle;
+  Lookup l = validate(1, s.id, ended_at);
+  ASSERT_EQ(l.found, Found::ended);
+  expect_tombstone(1, s.id, ended_at, EndReason::expired);
+}
+
+TEST_P(StoreContract, RefreshReuseLeavesRefreshTokenReuseTombstone) {
+  Session s = add(1, kT0);
+  ASSERT_EQ(rotate(first_token(s), token("gen1"), kT0 + 1min).kind, Rotation::rotated);
+  ASSERT_EQ(rotate(first_token(s), token("gen1b"), kT0 + 1min + kGrace).kind, Rotation::reuse);
+  expect_tombstone(1, s.id, kT0 + 1min + kGrace, EndReason::refresh_token_reuse);
+}
+
+// --- the limit ---
+
+TEST_P(StoreContract, EvictOldestEndsTheEarliestCreated) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1min);
+  ASSERT_EQ(validate(1, a.id, kT0 + 2min).found, Found::alive);  // a is the most recently active
+  Session c = session_for(1, kT0 + 3min);
+  auto out = create(c, 2, OnLimit::evict_oldest);
+  ASSERT_EQ(ids_of(out.evicted), std::vector<SessionId>{a.id});
+  EXPECT_EQ(id_set(list(1, kT0 + 4min)), (std::set<SessionId>{b.id, c.id}));
+  EXPECT_EQ(validate(1, a.id, kT0 + 4min).reason, EndReason::max_sessions_exceeded);
+}
+
+TEST_P(StoreContract, EvictLruEndsTheLeastRecentlyActive) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1min);
+  ASSERT_EQ(validate(1, a.id, kT0 + 2min).found, Found::alive);  // b is now the least active
+  Session c = session_for(1, kT0 + 3min);
+  auto out = create(c, 2, OnLimit::evict_lru);
+  ASSERT_EQ(ids_of(out.evicted), std::vector<SessionId>{b.id});
+  EXPECT_EQ(id_set(list(1, kT0 + 4min)), (std::set<SessionId>{a.id, c.id}));
+  Lookup l = validate(1, b.id, kT0 + 4min);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::max_sessions_exceeded);
+}
+
+TEST_P(StoreContract, DenyRefusesAndCreatesNothing) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1min);
+  Session c = session_for(1, kT0 + 2min);
+  auto refused = try_create(c, 2, OnLimit::deny);
+  ASSERT_TRUE(refused.has_error());
+  EXPECT_EQ(refused.error().code, Errc::session_limit);
+  EXPECT_EQ(validate(1, c.id, kT0 + 3min).found, Found::unknown);
+  EXPECT_EQ(rotate(first_token(c), token("c1"), kT0 + 3min).kind, Rotation::unknown);
+  EXPECT_EQ(id_set(list(1, kT0 + 3min)), (std::set<SessionId>{a.id, b.id}));
+  EXPECT_EQ(live_count(), 2u);
+}
+
+TEST_P(StoreContract, ExpiredSessionsDoNotCountTowardsTheLimit) {
+  Session old = add(1, kT0);
+  Session fresh = session_for(1, kT0 + 2 * kIdle);
+  auto out = try_create(fresh, 1, OnLimit::deny);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_TRUE(out->evicted.empty());
+  Lookup l = validate(1, old.id, kT0 + 2 * kIdle + 1s);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::expired);
+  EXPECT_EQ(validate(1, fresh.id, kT0 + 2 * kIdle + 1s).found, Found::alive);
+}
+
+TEST_P(StoreContract, LowerLimitEvictsUntilThereIsRoom) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1s);
+  Session c = add(1, kT0 + 2s);
+  auto out = create(session_for(1, kT0 + 3s), 2);
+  EXPECT_EQ(ids_of(out.evicted), (std::vector<SessionId>{a.id, b.id}));
+  EXPECT_EQ(list(1, kT0 + 4s).size(), 2u);
+  EXPECT_EQ(validate(1, c.id, kT0 + 4s).found, Found::alive);
+}
+
+TEST_P(StoreContract, ConcurrentCreatesNeverExceedTheLimit) {
+  constexpr int kThreads = 20;
+  std::vector<Session> sessions;
+  for (int i = 0; i < kThreads; ++i) sessions.push_back(session_for(1, kT0 + 1ms * i));
+  std::atomic<std::size_t> evicted{0};
+  std::atomic<int> failures{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto out = try_create(sessions[static_cast<std::size_t>(i)], 2, OnLimit::evict_oldest);
+      if (out) {
+        evicted += out->evicted.size();
+      } else {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(evicted.load(), 18u);
+  EXPECT_EQ(list(1, kT0 + 1s).size(), 2u);
+  EXPECT_EQ(live_count(), 2u);
+}
+
+TEST_P(StoreContract, ConcurrentCreatesWithDenyCreateExactlyTheLimit) {
+  constexpr int kThreads = 20;
+  std::vector<Session> sessions;
+  for (int i = 0; i < kThreads; ++i) sessions.push_back(session_for(1, kT0 + 1ms * i));
+  std::atomic<int> created{0};
+  std::atomic<int> refused{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto out = try_create(sessions[static_cast<std::size_t>(i)], 2, OnLimit::deny);
+      if (out) {
+        ++created;
+      } else if (out.error().code == Errc::session_limit) {
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 2);
+  EXPECT_EQ(refused.load(), 18);
+  EXPECT_EQ(list(1, kT0 + 1s).size(), 2u);
+  EXPECT_EQ(live_count(), 2u);
+}
+
+// --- refresh rotation ---
+
+TEST_P(StoreContract, RotationMakesTheSuccessorCurrentAndTouches) {
+  Session s = add(1, kT0);
+  RotateOutcome r =
+      rotate(first_token(s), token("gen1"), kT0 + 1min, "sealed1", kGrace, "203.0.113.9");
+  ASSERT_EQ(r.kind, Rotation::rotated);
+  EXPECT_EQ(r.rotated_at, kT0 + 1min);
+  EXPECT_EQ(r.successor, token("gen1"));
+  EXPECT_EQ(r.sealed_successor, "sealed1");
+  expect_same_session(r.session, s);
+  EXPECT_EQ(r.session.last_activity, kT0 + 1min);
+  EXPECT_EQ(r.session.last_ip, "203.0.113.9");
+  EXPECT_EQ(list(1, kT0 + 2min).at(0).last_activity, kT0 + 1min);
+
+  // The first rotation moved the idle deadline.
+  RotateOutcome next = rotate(token("gen1"), token("gen2"), kT0 + 1min + kIdle - 1ms);
+  EXPECT_EQ(next.kind, Rotation::rotated);
+  EXPECT_EQ(next.session.last_activity, kT0 + 1min + kIdle - 1ms);
+}
+
+TEST_P(StoreContract, RotatedOutTokenWithinGraceReturnsTheSameSuccessor) {
+  Session s = add(1, kT0);
+  const TimePoint t1 = kT0 + 1min;
+  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1, "sealed1").kind, Rotation::rotated);
+
+  RotateOutcome again = rotate(first_token(s), token("other"), t1 + 5s, "other-sealed");
+  ASSERT_EQ(again.kind, Rotation::grace);
+  EXPECT_EQ(again.successor, token("gen1"));
+  EXPECT_EQ(again.sealed_successor, "sealed1");
+  EXPECT_EQ(again.rotated_at, t1);
+  EXPECT_EQ(again.session.id, s.id);
+  EXPECT_EQ(again.session.last_activity, t1 + 5s);
+
+  RotateOutcome edge = rotate(first_token(s), token("other2"), t1 + kGrace - 1ms);
+  EXPECT_EQ(edge.kind, Rotation::grace);
+  EXPECT_EQ(edge.successor, token("gen1"));
+
+  // Not rotated again: the first successor is still the current token, the others never were.
+  EXPECT_EQ(rotate(token("other"), token("x"), t1 + 6s).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(token("gen1"), token("gen2"), t1 + 7s).kind, Rotation::rotated);
+}
+
+TEST_P(StoreContract, RotatedOutTokenAfterGraceIsReuseAndEndsTheSession) {
+  Session s = add(1, kT0);
+  const TimePoint t1 = kT0 + 1min;
+  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1).kind, Rotation::rotated);
+  RotateOutcome r = rotate(first_token(s), token("stolen"), t1 + kGrace);
+  ASSERT_EQ(r.kind, Rotation::reuse);
+  EXPECT_EQ(r.session.id, s.id);
+  expect_same_session(r.session, s);
+
+  Lookup l = validate(1, s.id, t1 + kGrace + 1s);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::refresh_token_reuse);
+  RotateOutcome current = rotate(token("gen1"), token("gen2"), t1 + kGrace + 2s);
+  EXPECT_EQ(current.kind, Rotation::ended);
+  EXPECT_EQ(current.reason, EndReason::refresh_token_reuse);
+  EXPECT_EQ(live_count(), 0u);
+}
+
+TEST_P(StoreContract, SecondGenerationOldTokenIsReuseEvenWithinGrace) {
+  Session s = add(1, kT0);
+  const TimePoint t1 = kT0 + 1min;
+  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1).kind, Rotation::rotated);
+  ASSERT_EQ(rotate(token("gen1"), token("gen2"), t1 + 1s).kind, Rotation::rotated);
+  RotateOutcome r = rotate(first_token(s), token("x"), t1 + 2s);
+  EXPECT_EQ(r.kind, Rotation::reuse);
+  EXPECT_EQ(validate(1, s.id, t1 + 3s).reason, EndReason::refresh_token_reuse);
+}
+
+TEST_P(StoreContract, ConcurrentRotationsOfOneTokenRotateOnce) {
+  Session s = add(1, kT0);
+  constexpr int kThreads = 8;
+  std::atomic<int> rotated{0};
+  std::atomic<int> grace{0};
+  std::vector<TokenHash> successors(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      RotateOutcome r = rotate(first_token(s), token("succ" + std::to_string(i)), kT0 + 1min);
+      successors[static_cast<std::size_t>(i)] = r.successor;
+      if (r.kind == Rotation::rotated) ++rotated;
+      if (r.kind == Rotation::grace) ++grace;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(rotated.load(), 1);
+  EXPECT_EQ(grace.load(), kThreads - 1);
+  for (const TokenHash& h : successors) EXPECT_EQ(h, successors[0]);
+}
+
+TEST_P(StoreContract, UnknownRefreshTokenIsUnknown) {
+  add(1, kT0);
+  EXPECT_EQ(rotate(token("never-issued"), token("x"), kT0 + 1s).kind, Rotation::unknown);
+}
+
+TEST_P(StoreContract, ExpiredRefreshTokenIsUnknown) {
+  Session s = session_for(1, kT0, 4h);
+  ASSERT_TRUE(try_create(s, 5, OnLimit::evict_oldest, kT0 + 1h));
+  EXPECT_EQ(rotate(first_token(s), token("x"), kT0 + 1h).kind, Rotation::unknown);
+  EXPECT_EQ(validate(1, s.id, kT0 + 1h + 1s).found, Found::alive);
+}
+
+TEST_P(StoreContract, RotationOfAnEndedSessionAnswersEnded) {
+  Session s = add(1, kT0);
+  ASSERT_TRUE(revoke(1, s.id, EndReason::logout, kT0 + 1min));
+  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + 2min);
+  EXPECT_EQ(r.kind, Rotation::ended);
+  EXPECT_EQ(r.reason, EndReason::logout);
+  EXPECT_EQ(rotate(first_token(s), token("y"), kT0 + 1min + kTtl).kind, Rotation::unknown);
+}
+
+TEST_P(StoreContract, RotationOfASessionPastItsDeadlineEndsItAsExpired) {
+  Session s = add(1, kT0);
+  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + kIdle);
+  EXPECT_EQ(r.kind, Rotation::ended);
+  EXPECT_EQ(r.reason, EndReason::expired);
+  Lookup l = validate(1, s.id, kT0 + kIdle + 1s);
+  EXPECT_EQ(l.found, Found::ended);
+  EXPECT_EQ(l.reason, EndReason::expired);
+  EXPECT_EQ(live_count(), 0u);
+}
+
+// --- revoke, list, owner_of ---
+
+TEST_P(StoreContract, RevokeOfAnotherUsersSessionReturnsNulloptAndLeavesItAlive) {
+  Session s = add(1, kT0);
+  EXPECT_FALSE(revoke(2, s.id, EndReason::revoked_by_user, kT0 + 1s));
+  EXPECT_EQ(validate(1, s.id, kT0 + 2s).found, Found::alive);
+}
+
+TEST_P(StoreContract, RevokeOfAnUnknownOrEndedSessionReturnsNullopt) {
+  Session s = add(1, kT0);
+  EXPECT_FALSE(revoke(1, new_id(), EndReason::revoked_by_user, kT0 + 1s));
+  ASSERT_TRUE(revoke(1, s.id, EndReason::logout, kT0 + 2s));
+  EXPECT_FALSE(revoke(1, s.id, EndReason::revoked_by_user, kT0 + 3s));
+  EXPECT_EQ(validate(1, s.id, kT0 + 4s).reason, EndReason::logout);  // the first reason stays
+}
+
+TEST_P(StoreContract, RevokeAllKeepsTheGivenSession) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1s);
+  Session c = add(1, kT0 + 2s);
+  Session other_user = add(2, kT0);
+  auto ended = revoke_all(1, b.id, EndReason::revoked_others, kT0 + 1min);
+  EXPECT_EQ(id_set(ended), (std::set<SessionId>{a.id, c.id}));
+  EXPECT_EQ(ids_of(list(1, kT0 + 2min)), std::vector<SessionId>{b.id});
+  EXPECT_EQ(validate(2, other_user.id, kT0 + 2min).found, Found::alive);
+}
+
+TEST_P(StoreContract, RevokeAllWithoutKeepEndsEverySession) {
+  add(1, kT0);
+  add(1, kT0 + 1s);
+  add(1, kT0 + 2s);
+  Session other_user = add(2, kT0);
+  EXPECT_EQ(revoke_all(1, std::nullopt, EndReason::user_disabled, kT0 + 1min).size(), 3u);
+  EXPECT_TRUE(list(1, kT0 + 2min).empty());
+  EXPECT_EQ(live_count(), 1u);
+  EXPECT_TRUE(revoke_all(1, std::nullopt, EndReason::user_disabled, kT0 + 3min).empty());
+  EXPECT_EQ(validate(2, other_user.id, kT0 + 2min).found, Found::alive);
+}
+
+TEST_P(StoreContract, ListIsMostRecentActivityFirstAndExcludesEnded) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0 + 1min);
+  Session c = add(1, kT0 + 2min);
+  Session d = add(1, kT0 + 3min);
+  Session short_lived = add(1, kT0 + 3min, 10min);
+  ASSERT_EQ(validate(1, a.id, kT0 + 5min).found, Found::alive);
+  ASSERT_TRUE(revoke(1, c.id, EndReason::logout, kT0 + 6min));
+  auto listed = list(1, kT0 + 14min);
+  EXPECT_EQ(ids_of(listed), (std::vector<SessionId>{a.id, d.id, b.id}));
+  // Listing does not touch.
+  EXPECT_EQ(list(1, kT0 + 15min).at(2).last_activity, kT0 + 1min);
+  EXPECT_TRUE(list(2, kT0).empty());
+}
+
+TEST_P(StoreContract, OwnerOfAnswersForLiveSessionsOnly) {
+  Session a = add(7, kT0);
+  Session b = add(7, kT0);
+  Session c = add(8, kT0, 10min);
+  EXPECT_EQ(run(store().owner_of(a.id, kT0 + 1s)).value(), std::optional<UserId>{7});
+  EXPECT_EQ(run(store().owner_of(c.id, kT0 + 1s)).value(), std::optional<UserId>{8});
+  EXPECT_EQ(run(store().owner_of(new_id(), kT0 + 1s)).value(), std::nullopt);
+  ASSERT_TRUE(revoke(7, b.id, EndReason::revoked_by_admin, kT0 + 2s));
+  EXPECT_EQ(run(store().owner_of(b.id, kT0 + 3s)).value(), std::nullopt);
+  EXPECT_EQ(run(store().owner_of(c.id, kT0 + 10min)).value(), std::nullopt);
+}
+
+// --- background collection ---
+
+TEST_P(StoreContract, CollectExpiredEndsOnlyDueSessions) {
+  Session a = add(1, kT0, 1h);
+  Session b = add(2, kT0, 2h);
+  Session c = add(3, kT0, 3h);
+  EXPECT_TRUE(collect_expired(kT0 + 1h - 1ms).empty());
+  auto ended = collect_expired(kT0 + 2h);
+  EXPECT_EQ(id_set(ended), (std::set<SessionId>{a.id, b.id}));
+  for (const Session& s : ended) EXPECT_EQ(s.user_id, s.id == a.id ? 1 : 2);
+  EXPECT_EQ(live_count(), 1u);
+  EXPECT_EQ(validate(1, a.id, kT0 + 2h).reason, EndReason::expired);
+  EXPECT_EQ(validate(2, b.id, kT0 + 2h).reason, EndReason::expired);
+  EXPECT_EQ(validate(3, c.id, kT0 + 2h).found, Found::alive);
+  EXPECT_TRUE(collect_expired(kT0 + 2h).empty());
+}
+
+TEST_P(StoreContract, CollectExpiredRespectsMax) {
+  for (UserId user = 1; user <= 5; ++user) add(user, kT0);
+  const TimePoint later = kT0 + 2 * kIdle;
+  EXPECT_EQ(collect_expired(later, 2).size(), 2u);
+  EXPECT_EQ(collect_expired(later, 2).size(), 2u);
+  EXPECT_EQ(collect_expired(later, 2).size(), 1u);
+  EXPECT_TRUE(collect_expired(later, 2).empty());
+  EXPECT_EQ(live_count(), 0u);
+}
+
+TEST_P(StoreContract, CollectExpiredSkipsATouchedSession) {
+  Session s = add(1, kT0);
+  ASSERT_EQ(validate(1, s.id, kT0 + 30min).found, Found::alive);
+  EXPECT_TRUE(collect_expired(kT0 + kIdle).empty());
+  EXPECT_EQ(validate(1, s.id, kT0 + kIdle + 1s).found, Found::alive);
+  EXPECT_TRUE(collect_expired(kT0 + kIdle + 1s + kIdle - 1ms).empty());
+  EXPECT_EQ(ids_of(collect_expired(kT0 + kIdle + 1s + kIdle)), std::vector<SessionId>{s.id});
+}
+
+TEST_P(StoreContract, CollectActivityReportsEachTouchedSessionOnce) {
+  Session a = add(1, kT0);
+  Session b = add(1, kT0);
+  Session untouched = add(2, kT0);
+  ASSERT_EQ(validate(1, a.id, kT0 + 5s, "203.0.113.1").found, Found::alive);
+  ASSERT_EQ(validate(1, a.id, kT0 + 10s, "203.0.113.2").found, Found::alive);
+  ASSERT_EQ(validate(1, b.id, kT0 + 7s).found, Found::alive);
+
+  auto changes = collect_activity();
+  ASSERT_EQ(changes.size(), 2u);
+  if (changes[0].id != a.id) std::swap(changes[0], changes[1]);
+  EXPECT_EQ(changes[0].id, a.id);
+  EXPECT_EQ(changes[0].last_activity, kT0 + 10s);
+  EXPECT_EQ(changes[0].last_ip, "203.0.113.2");
+  EXPECT_EQ(changes[1].id, b.id);
+  EXPECT_EQ(changes[1].last_activity, kT0 + 7s);
+  EXPECT_TRUE(collect_activity().empty());
+
+  ASSERT_EQ(validate(1, a.id, kT0 + 20s).found, Found::alive);
+  ASSERT_EQ(validate(1, b.id, kT0 + 20s).found, Found::alive);
+  EXPECT_EQ(collect_activity(1).size(), 1u);
+  EXPECT_EQ(collect_activity(1).size(), 1u);
+  EXPECT_TRUE(collect_activity(1).empty());
+  (void)untouched;
+}
+
+// --- restore ---
+
+TEST_P(StoreContract, RestoreBringsBackSessionsAndTombstones) {
+  Session restored = session_for(1, kT0);
+  const SessionId ended_id = new_id();
+  std::vector<RestoredSession> sessions{{restored, token("restored"), kT0 + kRefreshTtl}};
+  std::vector<RestoredTombstone> tombstones{{ended_id, 1, EndReason::revoked_by_user, kT0}};
+  ASSERT_TRUE(store().restore(std::move(sessions), std::move(tombstones)));
+
+  Lookup l = validate(1, restored.id, kT0 + 1min);
+  ASSERT_EQ(l.found, Found::alive);
+  expect_same_session(l.session, restored);
+  EXPECT_EQ(run(store().owner_of(restored.id, kT0 + 1min)).value(), std::optional<UserId>{1});
+  EXPECT_EQ(live_count(), 1u);
+  EXPECT_EQ(rotate(token("restored"), token("next"), kT0 + 2min).kind, Rotation::rotated);
+  expect_tombstone(1, ended_id, kT0, EndReason::revoked_by_user);
+  EXPECT_EQ(ids_of(collect_expired(kT0 + 2min + kIdle)), std::vector<SessionId>{restored.id});
+}
+
+// --- concurrency and health ---
+
+TEST_P(StoreContract, ValidateWhileRevokingStaysConsistent) {
+  constexpr int kSessions = 40;
+  constexpr int kReaders = 4;
+  std::vector<Session> sessions;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(session_for(1, kT0));
+    ASSERT_TRUE(create(sessions.back(), kSessions).evicted.empty());
+  }
+  std::atomic<bool> inconsistent{false};
+  std::latch start(kReaders + 1);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      start.arrive_and_wait();
+      for (int round = 0; round < 25; ++round) {
+        for (int i = 0; i < kSessions; ++i) {
+          const TimePoint now = kT0 + 1s + 1ms * (round * kSessions + i);
+          Lookup l = validate(1, sessions[static_cast<std::size_t>(i)].id, now,
+                              "203.0.113." + std::to_string(r));
+          const bool ok =
+              l.found == Found::alive ||
+              (l.found == Found::ended && l.reason == EndReason::revoked_by_user && i % 2 == 0);
+          if (!ok) inconsistent = true;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kSessions; i += 2) {
+      if (!revoke(1, sessions[static_cast<std::size_t>(i)].id, EndReason::revoked_by_user,
+                  kT0 + 1s)) {
+        inconsistent = true;
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(inconsistent.load());
+  EXPECT_EQ(list(1, kT0 + 2s).size(), static_cast<std::size_t>(kSessions / 2));
+  EXPECT_EQ(live_count(), static_cast<std::size_t>(kSessions / 2));
+}
+
+TEST_P(StoreContract, PingAnswers) { EXPECT_TRUE(run(store().ping())); }
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::ValuesIn(store_factories()),
+                         [](const ::testing::TestParamInfo<StoreFactory>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace sessiond::store::testing

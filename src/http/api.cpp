@@ -219,6 +219,14 @@ void Api::add_routes() {
     co_return r;
   });
 
+  router_.add(M::get, "/.well-known/jwks.json", [&svc](Request&) -> awaitable<Response> {
+    json::array keys;
+    if (auto jwk = svc.public_jwk()) keys.push_back(std::move(*jwk));
+    Response r = json_response(200, json::object{{"keys", std::move(keys)}});
+    r.set_header("Cache-Control", "public, max-age=300");
+    co_return r;
+  });
+
   // ---- sign-in ----
   router_.add(M::post, "/api/v1/auth/login",
               [&svc, token_response](Request& req) -> awaitable<Response> {
@@ -239,7 +247,9 @@ void Api::add_routes() {
               [&svc, token_response](Request& req) -> awaitable<Response> {
                 TRY_ASSIGN(body, parse_body(req, true));
                 TRY(only_keys(body, {"refresh_token", "use_cookies"}));
-                TRY_ASSIGN(token, opt_string(body, "refresh_token", 256));
+                // Any string that is not a refresh token is token_invalid (401), however long: the
+                // service rejects it before hashing. max_body bounds the size.
+                TRY_ASSIGN(token, opt_string(body, "refresh_token", SIZE_MAX));
                 TRY_ASSIGN(use_cookies, opt_bool(body, "use_cookies"));
                 bool cookies = use_cookies.value_or(false);
                 if (!token) {
@@ -415,6 +425,11 @@ void Api::add_routes() {
                 auto id = parse_user_id(req.params["id"]);
                 if (!id) co_return problem(Error(Errc::not_found, "no such user"));
                 TRY_ASSIGN(list, co_await svc.list_sessions(*id));
+                if (list.empty()) {
+                  // Only an empty answer asks the database, so listing works while it is down.
+                  auto user = co_await svc.get_user(*id);
+                  if (!user && user.error().code == Errc::not_found) co_return problem(user.error());
+                }
                 json::array out;
                 for (const auto& s : list) out.push_back(session_json(s, false));
                 co_return json_response(200, out);
@@ -427,6 +442,10 @@ void Api::add_routes() {
                 if (!id) co_return problem(Error(Errc::not_found, "no such user"));
                 TRY_ASSIGN(n, co_await svc.revoke_all(*id, std::nullopt, EndReason::revoked_by_admin,
                                                       client_of(req)));
+                if (n == 0) {
+                  auto user = co_await svc.get_user(*id);
+                  if (!user && user.error().code == Errc::not_found) co_return problem(user.error());
+                }
                 co_return json_response(200, json::object{{"revoked", n}});
               });
 

@@ -13,8 +13,9 @@ Metrics::Series* Metrics::route(const std::string& name) {
 
 void Metrics::observe(Series* series, int status, double seconds) {
   Series& s = *series;
-  const int cls = status / 100;
-  if (cls >= 1 && cls <= 5) s.by_class[static_cast<std::size_t>(cls)].fetch_add(1, std::memory_order_relaxed);
+  if (status >= 100 && status < 600) {
+    s.by_status[static_cast<std::size_t>(status - 100)].fetch_add(1, std::memory_order_relaxed);
+  }
   std::size_t i = 0;
   while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
   s.buckets[i].fetch_add(1, std::memory_order_relaxed);
@@ -29,11 +30,11 @@ std::string Metrics::render(const std::string& extra) const {
   std::lock_guard lock(mutex_);
   char line[512];
   for (const auto& [route, s] : series_) {
-    for (int cls = 1; cls <= 5; ++cls) {
-      auto n = s->by_class[static_cast<std::size_t>(cls)].load(std::memory_order_relaxed);
+    for (int status = 100; status < 600; ++status) {
+      auto n = s->by_status[static_cast<std::size_t>(status - 100)].load(std::memory_order_relaxed);
       if (n == 0) continue;
-      std::snprintf(line, sizeof line, "sessiond_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
-                    route.c_str(), cls, static_cast<unsigned long long>(n));
+      std::snprintf(line, sizeof line, "sessiond_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                    route.c_str(), status, static_cast<unsigned long long>(n));
       out += line;
     }
   }

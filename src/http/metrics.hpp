@@ -26,7 +26,7 @@ class Metrics {
 
  public:
   struct Series {
-    std::array<std::atomic<std::uint64_t>, 6> by_class{};  // 1xx..5xx, index 0 unused
+    std::array<std::atomic<std::uint64_t>, 500> by_status{};  // index: status - 100
     std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> buckets{};
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> sum_us{0};

@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <mutex>
@@ -78,6 +79,7 @@ struct HttpServer::Impl {
   awaitable<void> accept_loop(tcp::acceptor& acceptor);
   awaitable<void> serve(tcp::socket socket);
   awaitable<void> write_simple(beast::tcp_stream& stream, int status, std::string body);
+  awaitable<void> linger(beast::tcp_stream& stream);
   void forget(const std::shared_ptr<Connection>& c) {
     std::lock_guard lock(connections_mutex);
     connections.erase(c);
@@ -101,7 +103,21 @@ Result<std::uint16_t> HttpServer::bind() {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(impl_->options.host, ec);
   if (ec) return Error(Errc::invalid_request, "not an IP address: " + impl_->options.host);
+  auto fail = [&](std::uint16_t port) {
+    return Error(Errc::invalid_request, "cannot listen on " + impl_->options.host + ":" +
+                                            std::to_string(port) + ": " + ec.message());
+  };
+  // Each io_context has its own acceptor on the same port (SO_REUSEPORT). SO_REUSEPORT would also
+  // let a second sessiond share a port that is taken: a plain bind first proves it is free (and
+  // picks the port when 0 was asked for).
   std::uint16_t port = impl_->options.port;
+  {
+    tcp::acceptor probe(*impl_->contexts.front());
+    probe.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) probe.bind(tcp::endpoint(address, port), ec);
+    if (ec) return fail(port);
+    port = probe.local_endpoint().port();
+  }
   for (auto& ctx : impl_->contexts) {
     auto acceptor = std::make_unique<tcp::acceptor>(*ctx);
     tcp::endpoint endpoint(address, port);
@@ -113,12 +129,7 @@ Result<std::uint16_t> HttpServer::bind() {
       acceptor->bind(endpoint, ec);
     }
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Error(Errc::invalid_request,
-                   "cannot listen on " + impl_->options.host + ":" + std::to_string(port) + ": " +
-                       ec.message());
-    }
-    port = acceptor->local_endpoint().port();
+    if (ec) return fail(port);
     impl_->acceptors.push_back(std::move(acceptor));
   }
   return port;
@@ -195,6 +206,7 @@ awaitable<void> HttpServer::Impl::accept_loop(tcp::acceptor& acceptor) {
   }
 }
 
+// Answers an error the connection cannot recover from; the caller then closes the connection.
 awaitable<void> HttpServer::Impl::write_simple(beast::tcp_stream& stream, int status,
                                                std::string body) {
   bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
@@ -204,7 +216,25 @@ awaitable<void> HttpServer::Impl::write_simple(beast::tcp_stream& stream, int st
   res.body() = std::move(body);
   res.prepare_payload();
   stream.expires_after(options.request_timeout);
-  co_await bhttp::async_write(stream, res, use_tuple);
+  auto [ec, written] = co_await bhttp::async_write(stream, res, use_tuple);
+  if (!ec) co_await linger(stream);
+}
+
+// After an error answer the client may still be sending a body or headers we will not read.
+// Closing a socket with unread data sends a reset, which can destroy the answer before the client
+// has read it (RFC 9112 §9.6): so end our side, then read and discard for a bounded time and size.
+awaitable<void> HttpServer::Impl::linger(beast::tcp_stream& stream) {
+  constexpr std::size_t kMaxDiscard = 1024 * 1024;
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::min<Duration>(options.request_timeout, std::chrono::seconds(2)));
+  std::array<char, 8192> sink;
+  std::size_t discarded = 0;
+  while (discarded < kMaxDiscard) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+    if (ec) break;
+    discarded += n;
+  }
 }
 
 awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
@@ -235,8 +265,17 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     parser.header_limit(static_cast<std::uint32_t>(options.max_header));
     parser.body_limit(options.max_body);
 
-    stream.expires_after(options.idle_timeout);
-    auto [read_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    // Waiting for a request is bounded by idle_timeout; once its first byte is here, the whole
+    // request (headers and body) must arrive within request_timeout.
+    if (buffer.size() == 0) {
+      stream.expires_after(options.idle_timeout);
+      auto [wait_ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+      if (wait_ec) break;
+      buffer.commit(n);
+    }
+    conn->busy = true;
+    stream.expires_after(options.request_timeout);
+    [[maybe_unused]] auto [read_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
     conn->busy = true;
     if (read_ec == bhttp::error::header_limit) {
       co_await write_simple(stream, 431,
@@ -253,7 +292,7 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     if (read_ec) {
       if (read_ec != bhttp::error::end_of_stream && read_ec != beast::error::timeout &&
           read_ec != asio::error::operation_aborted && read_ec != asio::error::connection_reset &&
-          header_bytes > 0) {
+          read_ec != asio::error::eof && read_ec != bhttp::error::partial_message) {
         co_await write_simple(stream, 400,
                               R"({"type":"about:blank","title":"Invalid request","status":400,)"
                               R"("detail":"malformed HTTP request","code":"invalid_request"})");
@@ -261,7 +300,6 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
       break;
     }
     if (!parser.is_done()) {
-      stream.expires_after(options.request_timeout);
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (body_ec == bhttp::error::body_limit) {
         co_await write_simple(stream, 413,

@@ -20,6 +20,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sys/stat.h>
 #include <thread>
 
@@ -47,36 +48,68 @@ void ensure_data_dir(const std::string& dir) {
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
 }
 
-// Reads a one-line secret file, or, when it is the default path and missing, generates it 0600.
+// Writes a new secret file 0600 atomically (temporary file, then rename).
+void write_secret_file(const std::string& path, const std::string& content, const char* key) {
+  std::error_code ec;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+    ::chmod(tmp.c_str(), 0600);
+    out << content;
+    if (!out.flush()) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
+  spdlog::info("generated {} ({})", path, key);
+}
+
+// Reads a secret file, or, when it is the default path and missing, generates it 0600 with
+// `generate`. `one_line`: the secret is the first line (keys); otherwise the whole file (PEM).
+template <class Generate>
 std::string load_or_create_secret(const std::string& path, bool configured, const char* key,
-                                  Random& random) {
+                                  bool one_line, Generate generate) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     if (configured) throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
-    const std::string secret = random_secret(random, 32);
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      if (!out) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
-      ::chmod(tmp.c_str(), 0600);
-      out << secret << "\n";
-      if (!out.flush()) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
-    }
-    fs::rename(tmp, path, ec);
-    if (ec) throw StartError{kExitBadConfig, std::string(key) + ": cannot write " + path};
-    spdlog::info("generated {} ({})", path, key);
+    std::string secret = generate();
+    write_secret_file(path, one_line ? secret + "\n" : secret, key);
     return secret;
   }
   std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) {
-    throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
+  if (one_line) {
+    content = content.substr(0, content.find('\n'));
+    while (!content.empty() && (content.back() == '\r' || content.back() == ' ')) content.pop_back();
+    if (content.size() < 32) {
+      throw StartError{kExitBadConfig,
+                       std::string(key) + ": " + path + " holds fewer than 32 characters"};
+    }
   }
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  if (line.size() < 32) {
-    throw StartError{kExitBadConfig, std::string(key) + ": " + path + " holds fewer than 32 characters"};
+  return content;
+}
+
+JwtCodec load_jwt_codec(const Config& config, Random& random) {
+  const auto algorithm = parse_jwt_algorithm(config.tokens.algorithm);
+  if (!algorithm) throw StartError{kExitBadConfig, "tokens.algorithm: unknown algorithm"};
+  const bool hs256 = *algorithm == JwtAlgorithm::HS256;
+  std::string key = load_or_create_secret(
+      effective_signing_key_file(config), !config.tokens.signing_key_file.empty(),
+      "tokens.signing_key_file", hs256, [&]() -> std::string {
+        if (hs256) return random_secret(random, 32);
+        auto pem = generate_jwt_private_key_pem(*algorithm);
+        if (!pem) throw StartError{kExitFailure, "cannot generate a signing key: " + pem.error().detail};
+        return *pem;
+      });
+  auto codec = JwtCodec::create(*algorithm, std::move(key), config.tokens.issuer,
+                                config.tokens.audience);
+  if (!codec) {
+    throw StartError{kExitBadConfig, "tokens.signing_key_file: " + effective_signing_key_file(config) +
+                                         " is not a key for " + config.tokens.algorithm + ": " +
+                                         codec.error().detail};
   }
-  return line;
+  return std::move(*codec);
 }
 
 std::unique_ptr<db::Database> open_database(const Config& config) {
@@ -150,18 +183,10 @@ int run_server(const Config& config) {
     ensure_data_dir(config.data_dir);
     SodiumRandom random;
     SystemClock clock;
-    const std::string signing_secret = load_or_create_secret(
-        effective_signing_key_file(config), !config.tokens.signing_key_file.empty(),
-        "tokens.signing_key_file", random);
+    const JwtCodec jwt = load_jwt_codec(config, random);
     const std::string admin_key = load_or_create_secret(
         effective_admin_key_file(config), !config.admin.api_key_file.empty(),
-        "admin.api_key_file", random);
-
-    if (config.tokens.algorithm != "HS256") {
-      throw StartError{kExitBadConfig, "tokens.algorithm: only HS256 is supported in this version"};
-    }
-    auto jwt = JwtCodec::hs256(signing_secret, config.tokens.issuer, config.tokens.audience);
-    if (!jwt) throw StartError{kExitBadConfig, "tokens.signing_key_file: " + jwt.error().detail};
+        "admin.api_key_file", true, [&] { return random_secret(random, 32); });
 
     if (!config.store_url.starts_with("memory://")) {
       throw StartError{kExitBadConfig, "store.url: only memory:// is supported in this version"};
@@ -187,7 +212,7 @@ int run_server(const Config& config) {
       for (auto& r : *ended) {
         tombstones.push_back({r.session.id, r.session.user_id,
                               r.invalidation_reason.value_or(EndReason::expired),
-                              r.invalidated_at.value_or(clock.now())});
+                              r.invalidated_at.value_or(clock.now()), r.refresh_hash});
       }
       spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(), tombstones.size());
       if (auto restored = store.restore(std::move(sessions), std::move(tombstones)); !restored) {
@@ -201,7 +226,7 @@ int run_server(const Config& config) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     service::Workers db_workers(2);
     service::Workers hash_workers(cores);
-    service::SessionService svc(service::ServiceDeps{config, clock, random, *jwt, store, *database,
+    service::SessionService svc(service::ServiceDeps{config, clock, random, jwt, store, *database,
                                                      db_workers, hash_workers, admin_key});
     http::Metrics metrics;
     http::Api api(config, svc, metrics);

@@ -25,7 +25,10 @@ int main(int argc, char** argv) {
   app.add_option("--database", flags.database_url, "database URL (sqlite://PATH)");
   app.add_option("--data-dir", flags.data_dir, "data directory (keys, SQLite file)");
   auto* migrate = app.add_subcommand("migrate", "apply the database migrations and exit");
-  app.add_subcommand("serve", "serve HTTP (the default)");
+  auto* serve = app.add_subcommand("serve", "serve HTTP (the default)");
+  // `sessiond migrate --data-dir D` as well as `sessiond --data-dir D migrate`.
+  migrate->fallthrough();
+  serve->fallthrough();
   app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);

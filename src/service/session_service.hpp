@@ -138,6 +138,8 @@ class SessionService {
   // Writes whatever is still pending (at shutdown).
   boost::asio::awaitable<void> flush();
 
+  // The public signing key for /.well-known/jwks.json (none for HS256).
+  std::optional<boost::json::object> public_jwk() const { return deps_.jwt.public_jwk(); }
   // A fresh value for the sessiond_csrf cookie.
   std::string new_csrf_token() const;
   // Live sessions in the store.

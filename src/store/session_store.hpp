@@ -91,6 +91,7 @@ struct RestoredTombstone {
   UserId user_id = 0;
   EndReason reason = EndReason::expired;
   TimePoint ended_at;
+  TokenHash refresh_hash{};  // the session's last refresh token, which answers `ended` too
 };
 
 // last_activity / last_ip changes not yet written to the database.

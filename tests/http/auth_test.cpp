@@ -120,25 +120,10 @@ class AccessToken : public WithUser {
     ASSERT_EQ(verify(client_, tokens_.access_token).status, 200);
   }
 
-  // The claims of a real token of this session, for forging variants of it.
   AccessClaims claims_of_session() const {
-    auto payload = json::parse(decode_part(split_jwt(tokens_.access_token).payload));
-    AccessClaims c;
-    c.sub = std::stoll(std::string(payload.at("sub").as_string()));
-    c.sid = *SessionId::parse(payload.at("sid").as_string());
-    c.role = std::string(payload.at("role").as_string());
-    c.iat = TimePoint{std::chrono::seconds{payload.at("iat").to_number<std::int64_t>()}};
-    c.exp = TimePoint{std::chrono::seconds{payload.at("exp").to_number<std::int64_t>()}};
+    auto c = claims_of(tokens_.access_token);
     c.jti = "forged";
     return c;
-  }
-
-  // The server's own signing key, for tokens that are signed right but wrong otherwise.
-  std::string server_signing_key() const {
-    std::ifstream in(server_.dir() + "/signing.key");
-    std::string line;
-    std::getline(in, line);
-    return line;
   }
 
   ::testing::AssertionResult rejected_as(const std::string& token, std::string_view code) {
@@ -204,7 +189,7 @@ TEST_F(AccessToken, TokenSignedWithAnotherKeyIsRejected) {
 }
 
 TEST_F(AccessToken, WrongIssuerOrAudienceIsRejected) {
-  const std::string key = server_signing_key();
+  const std::string key = signing_key(server_);
   ASSERT_GE(key.size(), 32u);
   auto right = JwtCodec::hs256(key, "sessiond", "sessiond");
   auto wrong_issuer = JwtCodec::hs256(key, "someone-else", "sessiond");
@@ -224,7 +209,7 @@ TEST_F(AccessToken, WrongIssuerOrAudienceIsRejected) {
 TEST_F(AccessToken, GarbageAnswersTokenInvalid) {
   for (const std::string& garbage :
        std::vector<std::string>{"garbage", "a.b.c", "....", "eyJhbGciOiJIUzI1NiJ9", "rt_notajwt",
-                                std::string(4000, 'A'), std::string("\x01\x02\x7f", 3)}) {
+                                std::string(4000, 'A')}) {
     EXPECT_TRUE(rejected_as(garbage, "token_invalid")) << garbage.substr(0, 40);
   }
   // The admin key is not an access token.

@@ -18,6 +18,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/crypto.hpp"
+
 extern char** environ;
 
 namespace sessiond::http_test {
@@ -350,6 +352,43 @@ Tokens login(HttpClient& c, std::string_view email, std::string_view password, H
 
 HttpResponse verify(HttpClient& c, std::string_view access_token) {
   return c.request("GET", "/api/v1/auth/verify", bearer(access_token));
+}
+
+AccessClaims claims_of(std::string_view access_token) {
+  AccessClaims c;
+  const auto first = access_token.find('.');
+  const auto second = access_token.find('.', first + 1);
+  if (first == std::string_view::npos || second == std::string_view::npos) {
+    ADD_FAILURE() << "not a JWT";
+    return c;
+  }
+  auto payload =
+      parse_json(base64url_decode(access_token.substr(first + 1, second - first - 1)).value_or(""));
+  if (!payload.is_object()) return c;
+  c.sub = std::stoll(str(payload, "sub"));
+  c.sid = SessionId::parse(str(payload, "sid")).value_or(SessionId{});
+  c.role = str(payload, "role");
+  c.iat = TimePoint{std::chrono::seconds{payload.at("iat").to_number<std::int64_t>()}};
+  c.exp = TimePoint{std::chrono::seconds{payload.at("exp").to_number<std::int64_t>()}};
+  c.jti = str(payload, "jti");
+  return c;
+}
+
+std::string signing_key(const SessiondProcess& server) {
+  std::ifstream in(server.dir() + "/signing.key");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string sign_as_server(const SessiondProcess& server, const AccessClaims& claims) {
+  init_crypto();
+  auto codec = JwtCodec::hs256(signing_key(server), "sessiond", "sessiond");
+  if (!codec) {
+    ADD_FAILURE() << "cannot use the server's signing key: " << codec.error().detail;
+    return {};
+  }
+  return codec->sign(claims);
 }
 
 ::testing::AssertionResult is_problem(const HttpResponse& r, int status, std::string_view code,

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/jwt.hpp"
+
 namespace sessiond::http_test {
 
 using namespace std::chrono_literals;
@@ -173,6 +175,14 @@ HttpResponse login_response(HttpClient& c, std::string_view email, std::string_v
 
 // GET /api/v1/auth/verify with the access token.
 HttpResponse verify(HttpClient& c, std::string_view access_token);
+
+// The claims of an access token, read without verifying it (for forging variants of it).
+AccessClaims claims_of(std::string_view access_token);
+// The server's HS256 signing key (from its data directory).
+std::string signing_key(const SessiondProcess& server);
+// `claims` signed with the server's own key and issuer/audience "sessiond": a token the server
+// accepts as long as its session lives.
+std::string sign_as_server(const SessiondProcess& server, const AccessClaims& claims);
 
 // Asserts a problem+json answer with this status and code (and reason, when given), the
 // documented fields and Content-Type. Use with EXPECT_TRUE / ASSERT_TRUE.

@@ -53,9 +53,6 @@ TEST(Durability, SessionsRevocationsAndEventsSurviveSigkill) {
   EXPECT_EQ(verify(c, rotated.access_token).status, 200);
   EXPECT_TRUE(
       is_problem(verify(c, revoked.access_token), 401, "session_revoked", "revoked_by_user"));
-  EXPECT_TRUE(is_problem(
-      post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", revoked.refresh_token}}),
-      401, "session_revoked", "revoked_by_user"));
   // The rotation survived: the successor refresh token is the current one.
   auto refreshed =
       post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", rotated_refresh}});
@@ -75,6 +72,32 @@ TEST(Durability, SessionsRevocationsAndEventsSurviveSigkill) {
   EXPECT_TRUE(has_event(e, "session_revoked", revoked.session_id)) << events.body;
   EXPECT_TRUE(has_event(e, "session_refreshed", rotated.session_id)) << events.body;
   EXPECT_EQ(login_response(c, "amy@example.com", kPassword).status, 200) << "the user survives";
+}
+
+TEST(Durability, EndedSessionsRefreshTokenKeepsItsReasonAfterRestart) {
+  SessiondProcess server;
+  ASSERT_GT(create_user(server, {.email = "amy@example.com"}), 0);
+  Tokens kept, revoked;
+  {
+    auto c = server.client();
+    kept = login(c, "amy@example.com", kPassword);
+    revoked = login(c, "amy@example.com", kPassword);
+    ASSERT_EQ(
+        c.request("DELETE", "/api/v1/sessions/" + revoked.session_id, bearer(kept.access_token))
+            .status,
+        204);
+    ASSERT_TRUE(is_problem(post_json(c, "/api/v1/auth/refresh",
+                                     json::object{{"refresh_token", revoked.refresh_token}}),
+                           401, "session_revoked", "revoked_by_user"));
+  }
+  server.kill(SIGKILL);
+  ASSERT_TRUE(server.wait_for_exit(10s).has_value());
+  server.restart();
+  auto c = server.client();
+  // SPEC §4: for at least access_ttl after a session ends, presenting it answers its reason.
+  EXPECT_TRUE(is_problem(
+      post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", revoked.refresh_token}}),
+      401, "session_revoked", "revoked_by_user"));
 }
 
 TEST(Shutdown, SigtermFinishesTheRequestInFlightAndExitsZero) {

@@ -193,26 +193,18 @@ TEST(Expiry, AbsoluteTimeoutEndsASessionDespiteActivity) {
   auto t = login(c, "ivan@example.com", kPassword);
   // The access token never outlives the session.
   EXPECT_LE(t.body.at("expires_in").as_int64(), 3);
-
-  // Use the session every 250 ms, refreshing when the access token (capped at the session's end)
-  // expires, until the session itself is refused.
-  std::string access = t.access_token;
-  std::string refresh = t.refresh_token;
+  auto claims = claims_of(t.access_token);
+  EXPECT_LE(claims.exp - claims.iat, 3s);
+  // So that the answer is the session's and not the token's, use the session with a token of the
+  // same claims but a later exp, signed with the server's key; every 250 ms until it is refused.
+  claims.exp = claims.iat + 1h;
+  const std::string long_lived = sign_as_server(server, claims);
+  ASSERT_EQ(verify(c, long_lived).status, 200);
   HttpResponse end;
   ASSERT_TRUE(eventually(
       [&] {
-        auto r = verify(c, access);
-        if (r.status == 200) return false;
-        if (r.status == 401 && str(r.json(), "code") == "token_expired") {
-          r = post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", refresh}});
-          if (r.status == 200) {
-            access = str(r.json(), "access_token");
-            refresh = str(r.json(), "refresh_token");
-            return false;
-          }
-        }
-        end = r;
-        return true;
+        end = verify(c, long_lived);
+        return end.status != 200;
       },
       8s, 250ms));
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -220,9 +212,23 @@ TEST(Expiry, AbsoluteTimeoutEndsASessionDespiteActivity) {
   EXPECT_GE(elapsed, 2900ms) << "ended before its absolute timeout";
   EXPECT_LT(elapsed, 6s);
   EXPECT_FALSE(contains(admin_session_ids(server, user), t.session_id));
-  EXPECT_TRUE(
-      is_problem(post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", refresh}}),
-                 401, "session_expired", "expired"));
+  EXPECT_EQ(verify(c, t.access_token).status, 401);
+}
+
+TEST(Expiry, RefreshAfterTheAbsoluteTimeoutAnswersSessionExpired) {
+  SessiondProcess server(
+      role_config("SHORT_LIFE", "idle_timeout = \"1h\"\nabsolute_timeout = \"2s\""));
+  const auto user = create_user(server, {.email = "ivan@example.com", .role = "SHORT_LIFE"});
+  ASSERT_GT(user, 0);
+  auto c = server.client();
+  auto t = login(c, "ivan@example.com", kPassword);
+  // Watch without touching the session until it has reached its absolute end.
+  ASSERT_TRUE(eventually([&] { return !contains(admin_session_ids(server, user), t.session_id); },
+                         6s, 100ms));
+  EXPECT_TRUE(is_problem(
+      post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", t.refresh_token}}), 401,
+      "session_expired", "expired"));
+  EXPECT_TRUE(is_problem(verify(c, t.access_token), 401, "token_expired"));
 }
 
 }  // namespace

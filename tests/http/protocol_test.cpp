@@ -254,10 +254,10 @@ TEST(Operations, HealthReadinessAndMetrics) {
       << metrics.header("Content-Type");
   const std::string& text = metrics.body;
   EXPECT_NE(text.find("# TYPE sessiond_http_requests_total counter"), std::string::npos) << text;
-  EXPECT_NE(text.find(R"(sessiond_http_requests_total{route="/healthz",status="2xx"} 1)"),
+  EXPECT_NE(text.find(R"(sessiond_http_requests_total{route="/healthz",status="200"} 1)"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(sessiond_http_requests_total{route="unmatched",status="4xx"} 1)"),
+  EXPECT_NE(text.find(R"(sessiond_http_requests_total{route="unmatched",status="404"} 1)"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE sessiond_http_request_duration_seconds histogram"),

@@ -558,6 +558,31 @@ TEST_P(StoreContract, RotationOfASessionPastItsDeadlineEndsItAsExpired) {
   EXPECT_EQ(live_count(), 0u);
 }
 
+TEST_P(StoreContract, RefreshTokenEndingWithItsSessionAnswersExpiredAfterTheAbsoluteEnd) {
+  // The refresh token expires exactly when the session's absolute lifetime does.
+  Session s = session_for(1, kT0, kIdle, 2h);
+  ASSERT_TRUE(try_create(s, 5, OnLimit::evict_oldest, s.absolute_expires_at));
+  ASSERT_EQ(validate(1, s.id, kT0 + 50min).found, Found::alive);
+  ASSERT_EQ(validate(1, s.id, kT0 + 100min).found, Found::alive);
+  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + 2h + 1s);
+  EXPECT_EQ(r.kind, Rotation::ended);
+  EXPECT_EQ(r.reason, EndReason::expired);
+  // Still so later, as long as the tombstone lives.
+  r = rotate(first_token(s), token("y"), kT0 + 2h + kTtl / 2);
+  EXPECT_EQ(r.kind, Rotation::ended);
+  EXPECT_EQ(r.reason, EndReason::expired);
+}
+
+TEST_P(StoreContract, RestoredTombstoneAnswersItsRefreshTokenWithTheReason) {
+  const SessionId ended_id = new_id();
+  std::vector<RestoredTombstone> tombstones{
+      {ended_id, 1, EndReason::revoked_by_user, kT0, token("last-of-ended")}};
+  ASSERT_TRUE(store().restore({}, std::move(tombstones)));
+  RotateOutcome r = rotate(token("last-of-ended"), token("x"), kT0 + 1min);
+  EXPECT_EQ(r.kind, Rotation::ended);
+  EXPECT_EQ(r.reason, EndReason::revoked_by_user);
+}
+
 // --- revoke, list, owner_of ---
 
 TEST_P(StoreContract, RevokeOfAnotherUsersSessionReturnsNulloptAndLeavesItAlive) {

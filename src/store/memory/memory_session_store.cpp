@@ -283,7 +283,7 @@ struct MemorySessionStore::Impl {
     if (it == shard.entries.end()) return std::nullopt;
     return it->second;
   }
-  // The session ended: its hashes answer `ended` as long as its tombstone, then go.
+  // The session ended at `until`: its hashes answer `ended` as long as its tombstone, then go.
   void retire_refresh_chain(TokenHash h, TimePoint until) {
     while (h != kNoHash) {
       RefreshShard& shard = refresh_shard(h);
@@ -348,7 +348,7 @@ struct MemorySessionStore::Impl {
     --shard.live;
     live.fetch_sub(1, std::memory_order_relaxed);
     remove_owner(r.id);
-    retire_refresh_chain(r.refresh, now + options.tombstone_ttl);
+    retire_refresh_chain(r.refresh, now);
     shard.tombstones.insert_or_assign(r.id, Tombstone{user, now, reason});
     r.grace.reset();
     return r;
@@ -413,7 +413,9 @@ struct MemorySessionStore::Impl {
   void sweep_refresh(RefreshShard& shard, TimePoint now, std::size_t buckets) {
     std::lock_guard lock(shard.mu);
     sweep_buckets(shard.entries, shard.cursor, buckets,
-                  [&](const RefreshEntry& e) { return now >= e.expires_at; });
+                  // Kept a tombstone lifetime past their end, so that an expired or ended
+                  // session's refresh token still answers why it stopped working.
+                  [&](const RefreshEntry& e) { return now >= e.expires_at + options.tombstone_ttl; });
   }
 
   // Entries of ended sessions stay in the heap until due; rebuild it when they dominate.
@@ -501,13 +503,13 @@ struct MemorySessionStore::Impl {
 
   Result<RotateOutcome> rotate_refresh(const RotateRequest& request) {
     std::optional<RefreshEntry> entry = find_refresh(request.presented);
-    if (!entry || request.now >= entry->expires_at) return RotateOutcome{};
+    if (!entry) return RotateOutcome{};
     UserShard& shard = user_shard(entry->user);
     std::lock_guard lock(shard.mu);
     // Read again under the user's lock: every change to this session's hashes happens under it,
     // except the sweep, which may have removed an expired one in between.
     entry = find_refresh(request.presented);
-    if (!entry || request.now >= entry->expires_at) return RotateOutcome{};
+    if (!entry) return RotateOutcome{};
     auto result = rotate_locked(shard, *entry, request);
     drop_user_if_empty(shard, entry->user);
     return result;
@@ -535,6 +537,7 @@ struct MemorySessionStore::Impl {
       out.reason = EndReason::expired;
       return out;
     }
+    if (now >= entry.expires_at) return out;  // this token expired; its session lives on
 
     if (r.refresh == request.presented) {
       RefreshEntry successor{request.presented, r.id, user, request.successor_expires_at};
@@ -723,6 +726,10 @@ struct MemorySessionStore::Impl {
       UserShard& shard = user_shard(t.user_id);
       std::lock_guard lock(shard.mu);
       shard.tombstones.insert_or_assign(t.id, Tombstone{t.user_id, t.ended_at, t.reason});
+      // Its last refresh token answers why the session ended, like its access tokens do.
+      if (t.refresh_hash != kNoHash) {
+        add_refresh(t.refresh_hash, RefreshEntry{kNoHash, t.id, t.user_id, t.ended_at});
+      }
     }
     return {};
   }

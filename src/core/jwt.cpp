@@ -48,14 +48,43 @@ constexpr std::size_t kMaxSignatureSize = 64;
 
 // ---- small helpers ----------------------------------------------------------------------------
 
+// Table-driven base64url for token segments, which are public: libsodium's constant-time codec was
+// the largest user-space cost of a verify.
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+constexpr std::array<std::int8_t, 256> make_base64url_values() {
+  std::array<std::int8_t, 256> values{};
+  for (auto& v : values) v = -1;
+  for (int i = 0; i < 64; ++i)
+    values[static_cast<unsigned char>(kBase64Url[i])] = static_cast<std::int8_t>(i);
+  return values;
+}
+constexpr auto kBase64UrlValues = make_base64url_values();
+
 void append_base64url(std::string& out, const void* data, std::size_t size) {
+  const auto* in = static_cast<const unsigned char*>(data);
   const std::size_t old = out.size();
-  const std::size_t encoded =
-      sodium_base64_encoded_len(size, sodium_base64_VARIANT_URLSAFE_NO_PADDING);  // counts the NUL
-  out.resize(old + encoded);
-  sodium_bin2base64(out.data() + old, encoded, static_cast<const unsigned char*>(data), size,
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(old + encoded - 1);
+  out.resize(old + (size * 4 + 2) / 3);
+  char* o = out.data() + old;
+  std::size_t i = 0;
+  for (; i + 3 <= size; i += 3) {
+    const std::uint32_t v =
+        (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
+    *o++ = kBase64Url[(v >> 18) & 63];
+    *o++ = kBase64Url[(v >> 12) & 63];
+    *o++ = kBase64Url[(v >> 6) & 63];
+    *o++ = kBase64Url[v & 63];
+  }
+  if (size - i == 1) {
+    const std::uint32_t v = std::uint32_t{in[i]} << 16;
+    *o++ = kBase64Url[(v >> 18) & 63];
+    *o++ = kBase64Url[(v >> 12) & 63];
+  } else if (size - i == 2) {
+    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8);
+    *o++ = kBase64Url[(v >> 18) & 63];
+    *o++ = kBase64Url[(v >> 12) & 63];
+    *o++ = kBase64Url[(v >> 6) & 63];
+  }
 }
 
 std::string base64url(std::string_view data) {
@@ -65,12 +94,37 @@ std::string base64url(std::string_view data) {
 }
 
 // Decodes unpadded, canonical base64url into `out`; false on any other input or when it does not
-// fit. libsodium rejects non-zero trailing bits, so one signature has one encoding.
+// fit. Non-zero trailing bits are rejected, so one signature has one encoding.
 bool decode_base64url(std::string_view text, std::span<std::uint8_t> out, std::size_t& len) {
-  const char* end = nullptr;
-  return sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &len, &end,
-                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-         end == text.data() + text.size();
+  const std::size_t n = text.size();
+  if (n % 4 == 1) return false;
+  len = n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1);
+  if (len > out.size()) return false;
+  std::uint8_t* o = out.data();
+  std::size_t i = 0;
+  auto value = [&](std::size_t k) { return kBase64UrlValues[static_cast<unsigned char>(text[k])]; };
+  for (; i + 4 <= n; i += 4) {
+    const int a = value(i), b = value(i + 1), c = value(i + 2), d = value(i + 3);
+    if ((a | b | c | d) < 0) return false;
+    const std::uint32_t v = (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) |
+                            (std::uint32_t(c) << 6) | std::uint32_t(d);
+    *o++ = static_cast<std::uint8_t>(v >> 16);
+    *o++ = static_cast<std::uint8_t>(v >> 8);
+    *o++ = static_cast<std::uint8_t>(v);
+  }
+  if (n - i == 2) {
+    const int a = value(i), b = value(i + 1);
+    if ((a | b) < 0 || (b & 0x0F) != 0) return false;
+    *o++ = static_cast<std::uint8_t>((a << 2) | (b >> 4));
+  } else if (n - i == 3) {
+    const int a = value(i), b = value(i + 1), c = value(i + 2);
+    if ((a | b | c) < 0 || (c & 0x03) != 0) return false;
+    const std::uint32_t v =
+        (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) | (std::uint32_t(c) << 6);
+    *o++ = static_cast<std::uint8_t>(v >> 16);
+    *o++ = static_cast<std::uint8_t>(v >> 8);
+  }
+  return true;
 }
 
 bool decode_base64url(std::string_view text, std::string& out) {
@@ -222,11 +276,11 @@ class HmacSha256Signer final : public Signer {
     mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     template_ = mac_ == nullptr ? nullptr : EVP_MAC_CTX_new(mac_);
     char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_construct_end()};
     if (template_ == nullptr ||
-        EVP_MAC_init(template_, reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
-                     params) != 1) {
+        EVP_MAC_init(template_, reinterpret_cast<const unsigned char*>(secret.data()),
+                     secret.size(), params) != 1) {
       sodium_memzero(secret.data(), secret.size());
       throw std::runtime_error("HMAC-SHA256 is not available in OpenSSL");
     }
@@ -247,9 +301,9 @@ class HmacSha256Signer final : public Signer {
     EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(template_);
     if (ctx == nullptr) return clear_openssl_errors(false);
     std::size_t len = 0;
-    const bool ok =
-        EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1 &&
-        EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == 32;
+    const bool ok = EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(input.data()),
+                                   input.size()) == 1 &&
+                    EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == 32;
     EVP_MAC_CTX_free(ctx);
     return ok ? ok : clear_openssl_errors(false);
   }

@@ -189,6 +189,20 @@ TEST_F(Jwt, RejectsTamperedSignature) {
   EXPECT_EQ(error_of(token + "AAAA"), Errc::token_invalid);
 }
 
+TEST_F(Jwt, RejectsNonCanonicalSignatureEncoding) {
+  // 32 bytes are 43 base64url characters; the last one carries 4 bits and 2 zero bits. Setting a
+  // zero bit decodes to the same signature with a lax decoder: one signature has one encoding.
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const auto token = codec_.sign(claims_);
+  ASSERT_EQ(token.size() - token.rfind('.') - 1, 43u);
+  const auto value = kAlphabet.find(token.back());
+  ASSERT_EQ(value & 0x03, 0u);
+  auto tampered = token;
+  tampered.back() = kAlphabet[value | 1];
+  EXPECT_EQ(error_of(tampered), Errc::token_invalid);
+}
+
 TEST_F(Jwt, RejectsTokenSignedWithAnotherSecret) {
   EXPECT_EQ(error_of(forge(kHeader, payload(), "another-secret-of-32-bytes-......")),
             Errc::token_invalid);

@@ -1,13 +1,13 @@
 #include "http/api.hpp"
 
-#include "http/json_io.hpp"
-#include "http/problem.hpp"
-
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
+
+#include "http/json_io.hpp"
+#include "http/problem.hpp"
 
 namespace sessiond::http {
 
@@ -46,7 +46,9 @@ std::string_view bearer_token(std::string_view authorization) {
 
 ClientInfo client_of(const Request& r) { return ClientInfo{r.client_ip, r.user_agent}; }
 
-bool is_unsafe(Method m) { return m == Method::post || m == Method::patch || m == Method::del || m == Method::put; }
+bool is_unsafe(Method m) {
+  return m == Method::post || m == Method::patch || m == Method::del || m == Method::put;
+}
 
 std::optional<UserId> parse_user_id(std::string_view text) {
   UserId id = 0;
@@ -56,14 +58,14 @@ std::optional<UserId> parse_user_id(std::string_view text) {
 }
 
 // Unwraps a Result in a handler: on error, returns its problem response.
-#define TRY_ASSIGN(var, expr)            \
-  auto var##_result = (expr);            \
+#define TRY_ASSIGN(var, expr)                                 \
+  auto var##_result = (expr);                                 \
   if (!var##_result) co_return problem(var##_result.error()); \
   auto var = std::move(*var##_result)
 
-#define TRY(expr)                                        \
-  do {                                                   \
-    auto try_result_ = (expr);                           \
+#define TRY(expr)                                             \
+  do {                                                        \
+    auto try_result_ = (expr);                                \
     if (!try_result_) co_return problem(try_result_.error()); \
   } while (0)
 
@@ -142,8 +144,8 @@ void Api::add_routes() {
   };
 
   auto cookie_attrs = [&cfg](std::string_view path, std::int64_t max_age, bool http_only) {
-    std::string a = "; Path=" + std::string(path) + "; Max-Age=" + std::to_string(max_age) +
-                    "; SameSite=Lax";
+    std::string a =
+        "; Path=" + std::string(path) + "; Max-Age=" + std::to_string(max_age) + "; SameSite=Lax";
     if (http_only) a += "; HttpOnly";
     if (cfg.server.secure_cookies) a += "; Secure";
     return a;
@@ -168,8 +170,8 @@ void Api::add_routes() {
                               std::min(cfg.tokens.refresh_ttl,
                                        t.session.absolute_expires_at - t.session.last_activity))
                               .count();
-      r.set_header("Set-Cookie",
-                   std::string(kAccessCookie) + "=" + t.access_token + cookie_attrs("/", at_age, true));
+      r.set_header("Set-Cookie", std::string(kAccessCookie) + "=" + t.access_token +
+                                     cookie_attrs("/", at_age, true));
       r.set_header("Set-Cookie", std::string(kRefreshCookie) + "=" + t.refresh_token +
                                      cookie_attrs("/api/v1/auth", rt_age, true));
       r.set_header("Set-Cookie", std::string(kCsrfCookie) + "=" + svc.new_csrf_token() +
@@ -180,7 +182,8 @@ void Api::add_routes() {
 
   auto clear_cookies = [cookie_attrs](Response& r) {
     r.set_header("Set-Cookie", std::string(kAccessCookie) + "=" + cookie_attrs("/", 0, true));
-    r.set_header("Set-Cookie", std::string(kRefreshCookie) + "=" + cookie_attrs("/api/v1/auth", 0, true));
+    r.set_header("Set-Cookie",
+                 std::string(kRefreshCookie) + "=" + cookie_attrs("/api/v1/auth", 0, true));
     r.set_header("Set-Cookie", std::string(kCsrfCookie) + "=" + cookie_attrs("/", 0, false));
   };
 
@@ -206,9 +209,12 @@ void Api::add_routes() {
     };
     gauge("sessiond_live_sessions", "Live sessions in the store.", "gauge", live ? *live : 0);
     gauge("sessiond_sign_ins_total", "Successful sign-ins.", "counter", c.sign_ins.load());
-    gauge("sessiond_sign_in_failures_total", "Failed sign-ins.", "counter", c.sign_in_failures.load());
-    gauge("sessiond_evictions_total", "Sessions ended by max_sessions.", "counter", c.evictions.load());
-    gauge("sessiond_store_errors_total", "Store calls that failed.", "counter", c.store_errors.load());
+    gauge("sessiond_sign_in_failures_total", "Failed sign-ins.", "counter",
+          c.sign_in_failures.load());
+    gauge("sessiond_evictions_total", "Sessions ended by max_sessions.", "counter",
+          c.evictions.load());
+    gauge("sessiond_store_errors_total", "Store calls that failed.", "counter",
+          c.store_errors.load());
     gauge("sessiond_database_errors_total", "Database calls that failed.", "counter",
           c.database_errors.load());
     gauge("sessiond_audit_backlog", "Database writes waiting to be retried.", "gauge",
@@ -228,20 +234,20 @@ void Api::add_routes() {
   });
 
   // ---- sign-in ----
-  router_.add(M::post, "/api/v1/auth/login",
-              [&svc, token_response](Request& req) -> awaitable<Response> {
-                TRY_ASSIGN(body, parse_body(req));
-                TRY(only_keys(body, {"email", "password", "use_cookies"}));
-                TRY_ASSIGN(email, opt_string(body, "email", 254));
-                TRY_ASSIGN(password, opt_string(body, "password", 1024));
-                TRY_ASSIGN(use_cookies, opt_bool(body, "use_cookies"));
-                if (!email || !password) {
-                  co_return problem(Error(Errc::invalid_request, "email and password are required"));
-                }
-                TRY_ASSIGN(tokens, co_await svc.login_password(std::move(*email), std::move(*password),
-                                                               client_of(req)));
-                co_return token_response(tokens, use_cookies.value_or(false));
-              });
+  router_.add(
+      M::post, "/api/v1/auth/login", [&svc, token_response](Request& req) -> awaitable<Response> {
+        TRY_ASSIGN(body, parse_body(req));
+        TRY(only_keys(body, {"email", "password", "use_cookies"}));
+        TRY_ASSIGN(email, opt_string(body, "email", 254));
+        TRY_ASSIGN(password, opt_string(body, "password", 1024));
+        TRY_ASSIGN(use_cookies, opt_bool(body, "use_cookies"));
+        if (!email || !password) {
+          co_return problem(Error(Errc::invalid_request, "email and password are required"));
+        }
+        TRY_ASSIGN(tokens, co_await svc.login_password(std::move(*email), std::move(*password),
+                                                       client_of(req)));
+        co_return token_response(tokens, use_cookies.value_or(false));
+      });
 
   router_.add(M::post, "/api/v1/auth/refresh",
               [&svc, token_response](Request& req) -> awaitable<Response> {
@@ -259,7 +265,8 @@ void Api::add_routes() {
                   }
                   auto expected = cookie_value(req.cookie, kCsrfCookie);
                   if (expected.empty() || !constant_time_equal(expected, req.csrf_token)) {
-                    co_return problem(Error(Errc::csrf, "X-CSRF-Token must equal the sessiond_csrf cookie"));
+                    co_return problem(
+                        Error(Errc::csrf, "X-CSRF-Token must equal the sessiond_csrf cookie"));
                   }
                   token = std::string(from_cookie);
                   cookies = true;
@@ -303,13 +310,14 @@ void Api::add_routes() {
     co_return json_response(200, body);
   });
 
-  router_.add(M::get, "/api/v1/sessions", [&svc, authenticate](Request& req) -> awaitable<Response> {
-    TRY_ASSIGN(who, co_await authenticate(req));
-    TRY_ASSIGN(list, co_await svc.list_sessions(who.session.user_id));
-    json::array out;
-    for (const auto& s : list) out.push_back(session_json(s, s.id == who.session.id));
-    co_return json_response(200, out);
-  });
+  router_.add(M::get, "/api/v1/sessions",
+              [&svc, authenticate](Request& req) -> awaitable<Response> {
+                TRY_ASSIGN(who, co_await authenticate(req));
+                TRY_ASSIGN(list, co_await svc.list_sessions(who.session.user_id));
+                json::array out;
+                for (const auto& s : list) out.push_back(session_json(s, s.id == who.session.id));
+                co_return json_response(200, out);
+              });
 
   router_.add(M::del, "/api/v1/sessions/{session_id}",
               [&svc, authenticate](Request& req) -> awaitable<Response> {
@@ -322,28 +330,29 @@ void Api::add_routes() {
                 co_return no_content();
               });
 
-  router_.add(M::del, "/api/v1/sessions", [&svc, authenticate](Request& req) -> awaitable<Response> {
-    TRY_ASSIGN(who, co_await authenticate(req));
-    TRY_ASSIGN(n, co_await svc.revoke_all(who.session.user_id, who.session.id,
-                                          EndReason::revoked_others, client_of(req)));
-    co_return json_response(200, json::object{{"revoked", n}});
-  });
-
-  router_.add(M::post, "/api/v1/me/password",
+  router_.add(M::del, "/api/v1/sessions",
               [&svc, authenticate](Request& req) -> awaitable<Response> {
                 TRY_ASSIGN(who, co_await authenticate(req));
-                TRY_ASSIGN(body, parse_body(req));
-                TRY(only_keys(body, {"current_password", "new_password"}));
-                TRY_ASSIGN(current, opt_string(body, "current_password", 1024));
-                TRY_ASSIGN(next, opt_string(body, "new_password", 1024));
-                if (!current || !next) {
-                  co_return problem(Error(Errc::invalid_request,
-                                          "current_password and new_password are required"));
-                }
-                TRY(co_await svc.change_password(who, std::move(*current), std::move(*next),
-                                                 client_of(req)));
-                co_return no_content();
+                TRY_ASSIGN(n, co_await svc.revoke_all(who.session.user_id, who.session.id,
+                                                      EndReason::revoked_others, client_of(req)));
+                co_return json_response(200, json::object{{"revoked", n}});
               });
+
+  router_.add(
+      M::post, "/api/v1/me/password", [&svc, authenticate](Request& req) -> awaitable<Response> {
+        TRY_ASSIGN(who, co_await authenticate(req));
+        TRY_ASSIGN(body, parse_body(req));
+        TRY(only_keys(body, {"current_password", "new_password"}));
+        TRY_ASSIGN(current, opt_string(body, "current_password", 1024));
+        TRY_ASSIGN(next, opt_string(body, "new_password", 1024));
+        if (!current || !next) {
+          co_return problem(
+              Error(Errc::invalid_request, "current_password and new_password are required"));
+        }
+        TRY(co_await svc.change_password(who, std::move(*current), std::move(*next),
+                                         client_of(req)));
+        co_return no_content();
+      });
 
   // ---- admin ----
   router_.add(M::post, "/admin/v1/users",
@@ -396,28 +405,29 @@ void Api::add_routes() {
                 co_return json_response(200, user_json(user, true));
               });
 
-  router_.add(M::post, "/admin/v1/sessions",
-              [&svc, authenticate_admin, token_response](Request& req) -> awaitable<Response> {
-                TRY(co_await authenticate_admin(req));
-                TRY_ASSIGN(body, parse_body(req));
-                TRY(only_keys(body, {"user_id", "attributes", "device_info", "ip_address", "user_agent"}));
-                service::AdminSessionRequest r;
-                TRY_ASSIGN(user_id, opt_int(body, "user_id"));
-                TRY_ASSIGN(attributes, opt_object(body, "attributes"));
-                TRY_ASSIGN(device, opt_string(body, "device_info", 128));
-                TRY_ASSIGN(ip, opt_string(body, "ip_address", 45));
-                TRY_ASSIGN(agent, opt_string(body, "user_agent", 512));
-                if (!user_id) co_return problem(Error(Errc::invalid_request, "user_id is required"));
-                r.user_id = *user_id;
-                if (attributes) r.attributes = std::move(*attributes);
-                r.device_info = std::move(device);
-                r.ip_address = std::move(ip);
-                r.user_agent = std::move(agent);
-                TRY_ASSIGN(tokens, co_await svc.create_session_for(std::move(r), client_of(req)));
-                Response resp = token_response(tokens, false);
-                resp.status = 201;
-                co_return resp;
-              });
+  router_.add(
+      M::post, "/admin/v1/sessions",
+      [&svc, authenticate_admin, token_response](Request& req) -> awaitable<Response> {
+        TRY(co_await authenticate_admin(req));
+        TRY_ASSIGN(body, parse_body(req));
+        TRY(only_keys(body, {"user_id", "attributes", "device_info", "ip_address", "user_agent"}));
+        service::AdminSessionRequest r;
+        TRY_ASSIGN(user_id, opt_int(body, "user_id"));
+        TRY_ASSIGN(attributes, opt_object(body, "attributes"));
+        TRY_ASSIGN(device, opt_string(body, "device_info", 128));
+        TRY_ASSIGN(ip, opt_string(body, "ip_address", 45));
+        TRY_ASSIGN(agent, opt_string(body, "user_agent", 512));
+        if (!user_id) co_return problem(Error(Errc::invalid_request, "user_id is required"));
+        r.user_id = *user_id;
+        if (attributes) r.attributes = std::move(*attributes);
+        r.device_info = std::move(device);
+        r.ip_address = std::move(ip);
+        r.user_agent = std::move(agent);
+        TRY_ASSIGN(tokens, co_await svc.create_session_for(std::move(r), client_of(req)));
+        Response resp = token_response(tokens, false);
+        resp.status = 201;
+        co_return resp;
+      });
 
   router_.add(M::get, "/admin/v1/users/{id}/sessions",
               [&svc, authenticate_admin](Request& req) -> awaitable<Response> {
@@ -428,7 +438,8 @@ void Api::add_routes() {
                 if (list.empty()) {
                   // Only an empty answer asks the database, so listing works while it is down.
                   auto user = co_await svc.get_user(*id);
-                  if (!user && user.error().code == Errc::not_found) co_return problem(user.error());
+                  if (!user && user.error().code == Errc::not_found)
+                    co_return problem(user.error());
                 }
                 json::array out;
                 for (const auto& s : list) out.push_back(session_json(s, false));
@@ -440,11 +451,12 @@ void Api::add_routes() {
                 TRY(co_await authenticate_admin(req));
                 auto id = parse_user_id(req.params["id"]);
                 if (!id) co_return problem(Error(Errc::not_found, "no such user"));
-                TRY_ASSIGN(n, co_await svc.revoke_all(*id, std::nullopt, EndReason::revoked_by_admin,
-                                                      client_of(req)));
+                TRY_ASSIGN(n, co_await svc.revoke_all(*id, std::nullopt,
+                                                      EndReason::revoked_by_admin, client_of(req)));
                 if (n == 0) {
                   auto user = co_await svc.get_user(*id);
-                  if (!user && user.error().code == Errc::not_found) co_return problem(user.error());
+                  if (!user && user.error().code == Errc::not_found)
+                    co_return problem(user.error());
                 }
                 co_return json_response(200, json::object{{"revoked", n}});
               });
@@ -458,39 +470,43 @@ void Api::add_routes() {
                 co_return no_content();
               });
 
-  router_.add(M::get, "/admin/v1/events",
-              [&svc, authenticate_admin](Request& req) -> awaitable<Response> {
-                TRY(co_await authenticate_admin(req));
-                TRY_ASSIGN(query, parse_query(req.query));
-                db::EventFilter filter;
-                for (const auto& [key, value] : query) {
-                  if (key == "user_id") {
-                    filter.user_id = parse_user_id(value);
-                    if (!filter.user_id) co_return problem(Error(Errc::invalid_request, "user_id must be a positive integer"));
-                  } else if (key == "session_id") {
-                    filter.session_id = SessionId::parse(value);
-                    if (!filter.session_id) co_return problem(Error(Errc::invalid_request, "session_id must be a UUID"));
-                  } else if (key == "type") {
-                    filter.type = value;
-                  } else if (key == "since") {
-                    filter.since = parse_rfc3339(value);
-                    if (!filter.since) co_return problem(Error(Errc::invalid_request, "since must be an RFC 3339 time"));
-                  } else if (key == "limit") {
-                    int limit = 0;
-                    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-                    if (ec != std::errc{} || p != value.data() + value.size() || limit < 1 || limit > 1000) {
-                      co_return problem(Error(Errc::invalid_request, "limit must be between 1 and 1000"));
-                    }
-                    filter.limit = limit;
-                  } else {
-                    co_return problem(Error(Errc::invalid_request, "unknown query parameter " + key));
-                  }
-                }
-                TRY_ASSIGN(events, co_await svc.events(std::move(filter)));
-                json::array out;
-                for (const auto& e : events) out.push_back(event_json(e));
-                co_return json_response(200, out);
-              });
+  router_.add(
+      M::get, "/admin/v1/events", [&svc, authenticate_admin](Request& req) -> awaitable<Response> {
+        TRY(co_await authenticate_admin(req));
+        TRY_ASSIGN(query, parse_query(req.query));
+        db::EventFilter filter;
+        for (const auto& [key, value] : query) {
+          if (key == "user_id") {
+            filter.user_id = parse_user_id(value);
+            if (!filter.user_id)
+              co_return problem(Error(Errc::invalid_request, "user_id must be a positive integer"));
+          } else if (key == "session_id") {
+            filter.session_id = SessionId::parse(value);
+            if (!filter.session_id)
+              co_return problem(Error(Errc::invalid_request, "session_id must be a UUID"));
+          } else if (key == "type") {
+            filter.type = value;
+          } else if (key == "since") {
+            filter.since = parse_rfc3339(value);
+            if (!filter.since)
+              co_return problem(Error(Errc::invalid_request, "since must be an RFC 3339 time"));
+          } else if (key == "limit") {
+            int limit = 0;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+            if (ec != std::errc{} || p != value.data() + value.size() || limit < 1 ||
+                limit > 1000) {
+              co_return problem(Error(Errc::invalid_request, "limit must be between 1 and 1000"));
+            }
+            filter.limit = limit;
+          } else {
+            co_return problem(Error(Errc::invalid_request, "unknown query parameter " + key));
+          }
+        }
+        TRY_ASSIGN(events, co_await svc.events(std::move(filter)));
+        json::array out;
+        for (const auto& e : events) out.push_back(event_json(e));
+        co_return json_response(200, out);
+      });
 
   router_.add(M::get, "/admin/v1/stats",
               [&svc, authenticate_admin](Request& req) -> awaitable<Response> {

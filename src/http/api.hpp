@@ -1,17 +1,16 @@
 // The HTTP API of SPEC §5: registers every route on a Router and maps JSON to SessionService calls.
 #pragma once
 
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <unordered_map>
+
 #include "core/config.hpp"
 #include "http/message.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "service/session_service.hpp"
-
-#include <boost/asio/awaitable.hpp>
-
-#include <atomic>
-#include <functional>
-#include <unordered_map>
 
 namespace sessiond::http {
 

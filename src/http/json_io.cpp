@@ -13,8 +13,7 @@ Result<json::object> parse_body(const Request& request, bool allow_empty) {
     if (allow_empty) return json::object{};
     return Error(Errc::invalid_request, "a JSON object body is required");
   }
-  if (!request.content_type.empty() &&
-      request.content_type.find("json") == std::string::npos) {
+  if (!request.content_type.empty() && request.content_type.find("json") == std::string::npos) {
     return Error(Errc::invalid_request, "Content-Type must be application/json");
   }
   boost::system::error_code ec;

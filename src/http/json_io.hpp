@@ -1,18 +1,17 @@
 // Reading request bodies and query strings, and writing the JSON shapes of SPEC §5.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include "core/error.hpp"
 #include "core/session.hpp"
 #include "db/database.hpp"
 #include "http/message.hpp"
 #include "service/session_service.hpp"
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
-
-#include <optional>
-#include <string>
-#include <string_view>
 
 namespace sessiond::http {
 
@@ -29,7 +28,8 @@ Result<std::optional<boost::json::object>> opt_object(const boost::json::object&
                                                       std::string_view key,
                                                       std::size_t max_serialized = 4096);
 // Rejects keys outside `allowed`.
-Result<void> only_keys(const boost::json::object& o, std::initializer_list<std::string_view> allowed);
+Result<void> only_keys(const boost::json::object& o,
+                       std::initializer_list<std::string_view> allowed);
 
 // Decoded query parameters.
 Result<std::map<std::string, std::string>> parse_query(std::string_view query);

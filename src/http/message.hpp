@@ -24,10 +24,10 @@ struct Request {
   std::string cookie;
   std::string user_agent;
   std::string content_type;
-  std::string csrf_token;       // X-CSRF-Token
-  std::string forwarded_for;    // X-Forwarded-For
-  std::string peer_ip;          // the TCP peer
-  std::string client_ip;        // peer, or from X-Forwarded-For when the peer is trusted
+  std::string csrf_token;     // X-CSRF-Token
+  std::string forwarded_for;  // X-Forwarded-For
+  std::string peer_ip;        // the TCP peer
+  std::string client_ip;      // peer, or from X-Forwarded-For when the peer is trusted
   std::map<std::string, std::string, std::less<>> params;  // path parameters of the route
 };
 

@@ -33,7 +33,8 @@ std::string Metrics::render(const std::string& extra) const {
     for (int status = 100; status < 600; ++status) {
       auto n = s->by_status[static_cast<std::size_t>(status - 100)].load(std::memory_order_relaxed);
       if (n == 0) continue;
-      std::snprintf(line, sizeof line, "sessiond_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+      std::snprintf(line, sizeof line,
+                    "sessiond_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                     route.c_str(), status, static_cast<unsigned long long>(n));
       out += line;
     }
@@ -45,13 +46,15 @@ std::string Metrics::render(const std::string& extra) const {
     for (std::size_t i = 0; i <= kBuckets.size(); ++i) {
       cumulative += s->buckets[i].load(std::memory_order_relaxed);
       if (i < kBuckets.size()) {
-        std::snprintf(line, sizeof line,
-                      "sessiond_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                      route.c_str(), kBuckets[i], static_cast<unsigned long long>(cumulative));
+        std::snprintf(
+            line, sizeof line,
+            "sessiond_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            route.c_str(), kBuckets[i], static_cast<unsigned long long>(cumulative));
       } else {
-        std::snprintf(line, sizeof line,
-                      "sessiond_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                      route.c_str(), static_cast<unsigned long long>(cumulative));
+        std::snprintf(
+            line, sizeof line,
+            "sessiond_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+            route.c_str(), static_cast<unsigned long long>(cumulative));
       }
       out += line;
     }

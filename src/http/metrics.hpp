@@ -31,6 +31,7 @@ class Metrics {
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> sum_us{0};
   };
+
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Series>> series_;

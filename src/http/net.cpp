@@ -59,7 +59,8 @@ Result<TrustedProxies> TrustedProxies::parse(const std::vector<std::string>& ent
     if (slash != std::string_view::npos) {
       auto bits = text.substr(slash + 1);
       auto [p, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), net.prefix);
-      if (ec != std::errc{} || p != bits.data() + bits.size() || net.prefix < 0 || net.prefix > max) {
+      if (ec != std::errc{} || p != bits.data() + bits.size() || net.prefix < 0 ||
+          net.prefix > max) {
         return Error(Errc::invalid_request, "bad prefix length in " + entry);
       }
     }

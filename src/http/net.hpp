@@ -1,13 +1,13 @@
 // Client addresses: which peers are trusted proxies, and the client's address behind them.
 #pragma once
 
-#include "core/error.hpp"
-
 #include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/error.hpp"
 
 namespace sessiond::http {
 

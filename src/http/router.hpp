@@ -2,14 +2,13 @@
 // A path that matches with another method answers 405 with Allow; no match answers 404.
 #pragma once
 
-#include "http/message.hpp"
-
 #include <boost/asio/awaitable.hpp>
-
 #include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "http/message.hpp"
 
 namespace sessiond::http {
 
@@ -21,8 +20,8 @@ class Router {
   void add(Method method, std::string pattern, Handler handler);
 
   struct Match {
-    const Handler* handler = nullptr;  // null: no route (allowed empty) or wrong method
-    std::string allowed;               // "GET, DELETE" when the path exists with other methods
+    const Handler* handler = nullptr;      // null: no route (allowed empty) or wrong method
+    std::string allowed;                   // "GET, DELETE" when the path exists with other methods
     const std::string* pattern = nullptr;  // the route's pattern, for metrics labels
   };
   // Every route's pattern; the pointers stay valid once routes are added.

@@ -1,5 +1,9 @@
 #include "http/server.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,10 +13,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
-
-#include <array>
-#include <atomic>
 #include <charconv>
 #include <mutex>
 #include <thread>
@@ -24,8 +24,8 @@ namespace sessiond::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-using asio::ip::tcp;
 using asio::awaitable;
+using asio::ip::tcp;
 
 namespace {
 
@@ -241,10 +241,10 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
   boost::system::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (ec) co_return;
-  std::string peer = remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()
-                         ? asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6())
-                               .to_string()
-                         : remote.address().to_string();
+  std::string peer =
+      remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()
+          ? asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6()).to_string()
+          : remote.address().to_string();
   socket.set_option(tcp::no_delay(true), ec);
 
   beast::tcp_stream stream(std::move(socket));
@@ -275,18 +275,21 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     }
     conn->busy = true;
     stream.expires_after(options.request_timeout);
-    [[maybe_unused]] auto [read_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    [[maybe_unused]] auto [read_ec, header_bytes] =
+        co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
     conn->busy = true;
     if (read_ec == bhttp::error::header_limit) {
-      co_await write_simple(stream, 431,
-                            R"({"type":"about:blank","title":"Request headers too large","status":431,)"
-                            R"("detail":"request headers are limited to 16 KiB","code":"invalid_request"})");
+      co_await write_simple(
+          stream, 431,
+          R"({"type":"about:blank","title":"Request headers too large","status":431,)"
+          R"("detail":"request headers are limited to 16 KiB","code":"invalid_request"})");
       break;
     }
     if (read_ec == bhttp::error::body_limit) {
-      co_await write_simple(stream, 413,
-                            R"({"type":"about:blank","title":"Payload too large","status":413,)"
-                            R"("detail":"the body is larger than max_body","code":"payload_too_large"})");
+      co_await write_simple(
+          stream, 413,
+          R"({"type":"about:blank","title":"Payload too large","status":413,)"
+          R"("detail":"the body is larger than max_body","code":"payload_too_large"})");
       break;
     }
     if (read_ec) {
@@ -302,9 +305,10 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     if (!parser.is_done()) {
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (body_ec == bhttp::error::body_limit) {
-        co_await write_simple(stream, 413,
-                              R"({"type":"about:blank","title":"Payload too large","status":413,)"
-                              R"("detail":"the body is larger than max_body","code":"payload_too_large"})");
+        co_await write_simple(
+            stream, 413,
+            R"({"type":"about:blank","title":"Payload too large","status":413,)"
+            R"("detail":"the body is larger than max_body","code":"payload_too_large"})");
         break;
       }
       if (body_ec) break;

@@ -3,17 +3,16 @@
 // bodies over max_body 413, idle and slow connections are closed after a timeout.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
 #include "core/error.hpp"
 #include "core/time.hpp"
 #include "http/message.hpp"
 #include "http/net.hpp"
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-
-#include <functional>
-#include <memory>
-#include <string>
 
 namespace sessiond::http {
 

@@ -1,5 +1,20 @@
 #include "server/app.hpp"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
 #include "core/crypto.hpp"
 #include "core/jwt.hpp"
 #include "db/sqlite/sqlite_database.hpp"
@@ -8,21 +23,6 @@
 #include "server/config_loader.hpp"
 #include "service/session_service.hpp"
 #include "store/memory/memory_session_store.hpp"
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_future.hpp>
-#include <spdlog/spdlog.h>
-
-#include <csignal>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <sys/stat.h>
-#include <thread>
 
 namespace sessiond::server {
 
@@ -40,7 +40,8 @@ struct StartError {
 void ensure_data_dir(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(dir, ec)) {
-    if (!fs::is_directory(dir, ec)) throw StartError{kExitBadConfig, "data_dir: " + dir + " is not a directory"};
+    if (!fs::is_directory(dir, ec))
+      throw StartError{kExitBadConfig, "data_dir: " + dir + " is not a directory"};
     return;
   }
   fs::create_directories(dir, ec);
@@ -78,10 +79,12 @@ std::string load_or_create_secret(const std::string& path, bool configured, cons
   }
   std::ifstream in(path);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in && !in.eof()) throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
+  if (!in && !in.eof())
+    throw StartError{kExitBadConfig, std::string(key) + ": cannot read " + path};
   if (one_line) {
     content = content.substr(0, content.find('\n'));
-    while (!content.empty() && (content.back() == '\r' || content.back() == ' ')) content.pop_back();
+    while (!content.empty() && (content.back() == '\r' || content.back() == ' '))
+      content.pop_back();
     if (content.size() < 32) {
       throw StartError{kExitBadConfig,
                        std::string(key) + ": " + path + " holds fewer than 32 characters"};
@@ -99,15 +102,16 @@ JwtCodec load_jwt_codec(const Config& config, Random& random) {
       "tokens.signing_key_file", hs256, [&]() -> std::string {
         if (hs256) return random_secret(random, 32);
         auto pem = generate_jwt_private_key_pem(*algorithm);
-        if (!pem) throw StartError{kExitFailure, "cannot generate a signing key: " + pem.error().detail};
+        if (!pem)
+          throw StartError{kExitFailure, "cannot generate a signing key: " + pem.error().detail};
         return *pem;
       });
-  auto codec = JwtCodec::create(*algorithm, std::move(key), config.tokens.issuer,
-                                config.tokens.audience);
+  auto codec =
+      JwtCodec::create(*algorithm, std::move(key), config.tokens.issuer, config.tokens.audience);
   if (!codec) {
-    throw StartError{kExitBadConfig, "tokens.signing_key_file: " + effective_signing_key_file(config) +
-                                         " is not a key for " + config.tokens.algorithm + ": " +
-                                         codec.error().detail};
+    throw StartError{kExitBadConfig, "tokens.signing_key_file: " +
+                                         effective_signing_key_file(config) + " is not a key for " +
+                                         config.tokens.algorithm + ": " + codec.error().detail};
   }
   return std::move(*codec);
 }
@@ -118,7 +122,8 @@ std::unique_ptr<db::Database> open_database(const Config& config) {
     auto db = db::SqliteDatabase::open(url.substr(9));
     if (!db) throw StartError{kExitFailure, "database.url: " + db.error().detail};
     auto version = (*db)->migrate();
-    if (!version) throw StartError{kExitFailure, "database migration failed: " + version.error().detail};
+    if (!version)
+      throw StartError{kExitFailure, "database migration failed: " + version.error().detail};
     spdlog::info("database sqlite schema version {}", *version);
     return std::move(*db);
   }
@@ -128,7 +133,8 @@ std::unique_ptr<db::Database> open_database(const Config& config) {
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
   auto colon = listen.rfind(':');
   std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   return {host, static_cast<std::uint16_t>(std::stoi(listen.substr(colon + 1)))};
 }
 
@@ -185,8 +191,8 @@ int run_server(const Config& config) {
     SystemClock clock;
     const JwtCodec jwt = load_jwt_codec(config, random);
     const std::string admin_key = load_or_create_secret(
-        effective_admin_key_file(config), !config.admin.api_key_file.empty(),
-        "admin.api_key_file", true, [&] { return random_secret(random, 32); });
+        effective_admin_key_file(config), !config.admin.api_key_file.empty(), "admin.api_key_file",
+        true, [&] { return random_secret(random, 32); });
 
     if (!config.store_url.starts_with("memory://")) {
       throw StartError{kExitBadConfig, "store.url: only memory:// is supported in this version"};
@@ -194,8 +200,8 @@ int run_server(const Config& config) {
     auto database = open_database(config);
 
     store::MemoryStoreOptions store_options;
-    store_options.tombstone_ttl =
-        std::max<Duration>(config.tokens.access_ttl + std::chrono::minutes(1), std::chrono::hours(1));
+    store_options.tombstone_ttl = std::max<Duration>(
+        config.tokens.access_ttl + std::chrono::minutes(1), std::chrono::hours(1));
     store::MemorySessionStore store(store_options);
 
     // Rebuild the live state from the database: a restart loses no acknowledged session.
@@ -214,14 +220,16 @@ int run_server(const Config& config) {
                               r.invalidation_reason.value_or(EndReason::expired),
                               r.invalidated_at.value_or(clock.now()), r.refresh_hash});
       }
-      spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(), tombstones.size());
+      spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(),
+                   tombstones.size());
       if (auto restored = store.restore(std::move(sessions), std::move(tombstones)); !restored) {
         throw StartError{kExitFailure, "cannot restore sessions: " + restored.error().detail};
       }
     }
 
     auto proxies = http::TrustedProxies::parse(config.server.trusted_proxies);
-    if (!proxies) throw StartError{kExitBadConfig, "server.trusted_proxies: " + proxies.error().detail};
+    if (!proxies)
+      throw StartError{kExitBadConfig, "server.trusted_proxies: " + proxies.error().detail};
 
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     service::Workers db_workers(2);
@@ -237,8 +245,8 @@ int run_server(const Config& config) {
     options.max_body = config.server.max_body;
     options.idle_timeout = config.server.idle_timeout;
     options.request_timeout = config.server.request_timeout;
-    http::HttpServer server(options, [&api](http::Request& r) { return api.handle(r); },
-                            std::move(*proxies));
+    http::HttpServer server(
+        options, [&api](http::Request& r) { return api.handle(r); }, std::move(*proxies));
     auto port = server.bind();
     if (!port) throw StartError{kExitFailure, "server.listen: " + port.error().detail};
     std::atomic<bool> stopping{false};
@@ -253,7 +261,8 @@ int run_server(const Config& config) {
     api.set_draining();
     server.drain(std::chrono::seconds(8));
     stopping = true;
-    asio::co_spawn(server.main_context(), svc.flush(), asio::use_future).wait_for(std::chrono::seconds(1));
+    asio::co_spawn(server.main_context(), svc.flush(), asio::use_future)
+        .wait_for(std::chrono::seconds(1));
     server.stop();
     db_workers.stop();
     hash_workers.stop();

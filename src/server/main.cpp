@@ -1,15 +1,15 @@
 // sessiond: the session service. `sessiond [options]` serves; `sessiond migrate` applies the
 // database migrations and exits.
-#include "core/crypto.hpp"
-#include "server/app.hpp"
-#include "server/config_loader.hpp"
-
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+
+#include "core/crypto.hpp"
+#include "server/app.hpp"
+#include "server/config_loader.hpp"
 
 extern char** environ;
 

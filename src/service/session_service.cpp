@@ -1,14 +1,14 @@
 #include "service/session_service.hpp"
 
-#include "core/device.hpp"
-#include "core/password.hpp"
-
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <cctype>
+
+#include "core/device.hpp"
+#include "core/password.hpp"
 
 namespace sessiond::service {
 
@@ -19,6 +19,11 @@ namespace {
 
 constexpr std::size_t kMaxUserAgent = 512;
 constexpr std::size_t kMaxPendingBatches = 100'000;
+
+// A change made in the store whose database write failed: it is in effect and queued for retry,
+// but not acknowledged as durable.
+const Error kNotDurable(Errc::database_unavailable,
+                        "the change is in effect but could not be saved yet; it will be retried");
 
 // The access token's jti is derived from the refresh token issued with it, so a rotation answered
 // again within the grace window yields the very same pair.
@@ -92,7 +97,8 @@ std::string normalize_mobile(std::string_view number) {
     }
   }
   if (digits.empty() || digits.front() == '0') return {};
-  if (plus ? (digits.size() < 8 || digits.size() > 15) : (digits.size() < 10 || digits.size() > 15)) {
+  if (plus ? (digits.size() < 8 || digits.size() > 15)
+           : (digits.size() < 10 || digits.size() > 15)) {
     return {};
   }
   return "+" + digits;
@@ -134,10 +140,10 @@ void SessionService::add_ended(db::ChangeBatch& batch, const Session& s, EndReas
   batch.events.push_back(std::move(e));
 }
 
-awaitable<void> SessionService::record(db::ChangeBatch batch) {
-  if (batch.changes.empty() && batch.events.empty()) co_return;
+awaitable<bool> SessionService::record(db::ChangeBatch batch) {
+  if (batch.changes.empty() && batch.events.empty()) co_return true;
   auto result = co_await db_call([&] { return deps_.database.apply(batch); });
-  if (result) co_return;
+  if (result) co_return true;
   spdlog::error("database write failed ({}); keeping {} change(s) and {} event(s) to retry",
                 result.error().detail, batch.changes.size(), batch.events.size());
   std::lock_guard lock(pending_mutex_);
@@ -146,6 +152,7 @@ awaitable<void> SessionService::record(db::ChangeBatch batch) {
     pending_.pop_front();
   }
   pending_.push_back(std::move(batch));
+  co_return false;
 }
 
 std::size_t SessionService::pending_writes() const {
@@ -205,7 +212,8 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
   store::CreateRequest request;
   request.session = s;
   request.refresh_hash = sha256(refresh_token);
-  request.refresh_expires_at = std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at);
+  request.refresh_expires_at =
+      std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at);
   request.max_sessions = policy->max_sessions;
   request.on_limit = policy->on_limit;
   const auto refresh_hash = request.refresh_hash;
@@ -218,14 +226,16 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
     co_return created.error();
   }
   batch.changes.push_back(db::SessionCreated{s, refresh_hash, refresh_expires_at});
-  batch.events.push_back(event("login_succeeded", user.id, s.id, client.ip,
-                               {{"auth_method", auth_method_name(method)},
-                                {"device_info", s.device_info}}));
+  batch.events.push_back(
+      event("login_succeeded", user.id, s.id, client.ip,
+            {{"auth_method", auth_method_name(method)}, {"device_info", s.device_info}}));
   for (const auto& evicted : created->evicted) {
     add_ended(batch, evicted, EndReason::max_sessions_exceeded, now, client.ip);
     ++counters_.evictions;
   }
-  co_await record(std::move(batch));
+  // Acknowledged means durable: without the write the client gets no tokens (the session stays
+  // in the store and its write is retried, so nothing is lost either way).
+  if (!co_await record(std::move(batch))) co_return kNotDurable;
   ++counters_.sign_ins;
   co_return make_response(s, std::move(refresh_token), now, user);
 }
@@ -252,24 +262,26 @@ Task<TokenResponse> SessionService::login_password(std::string email, std::strin
   if (!verified || !has_hash || user->disabled) {
     ++counters_.sign_in_failures;
     db::ChangeBatch batch;
-    batch.events.push_back(event("login_failed", user ? std::optional(user->id) : std::nullopt,
-                                 std::nullopt, client.ip,
-                                 {{"auth_method", "password"},
-                                  {"reason", user && user->disabled ? "disabled" : "invalid_credentials"}}));
+    batch.events.push_back(event(
+        "login_failed", user ? std::optional(user->id) : std::nullopt, std::nullopt, client.ip,
+        {{"auth_method", "password"},
+         {"reason", user && user->disabled ? "disabled" : "invalid_credentials"}}));
     co_await record(std::move(batch));
     co_return Error(Errc::invalid_credentials, "the email or password is not correct");
   }
 
   if (password_needs_rehash(hash)) {
-    std::string upgraded = co_await deps_.hash_workers.run([&password] { return hash_password(password); });
+    std::string upgraded =
+        co_await deps_.hash_workers.run([&password] { return hash_password(password); });
     db::UserPatch patch;
     patch.password_hash = std::move(upgraded);
     auto now = deps_.clock.now();
-    auto updated = co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
+    auto updated =
+        co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
     if (!updated) spdlog::warn("could not upgrade the password hash of user {}", user->id);
   }
-  co_return co_await start_session(*user, AuthMethod::password, {}, std::move(client),
-                                   std::nullopt, {});
+  co_return co_await start_session(*user, AuthMethod::password, {}, std::move(client), std::nullopt,
+                                   {});
 }
 
 // Refresh must work while the database is down: then the user is what the session knows.
@@ -283,7 +295,8 @@ awaitable<db::User> SessionService::user_or_minimal(const Session& s) {
 }
 
 Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInfo client) {
-  if (refresh_token.size() < 10 || refresh_token.size() > 256 || !refresh_token.starts_with("rt_")) {
+  if (refresh_token.size() < 10 || refresh_token.size() > 256 ||
+      !refresh_token.starts_with("rt_")) {
     co_return Error(Errc::token_invalid, "the refresh token is not valid");
   }
   const TimePoint now = deps_.clock.now();
@@ -308,11 +321,13 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
     case store::Rotation::rotated: {
       const Session& s = outcome.session;
       db::ChangeBatch batch;
-      batch.changes.push_back(db::SessionRotated{
-          s.id, successor_hash, std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at),
-          s.last_activity, s.expires_at(), client.ip});
+      batch.changes.push_back(
+          db::SessionRotated{s.id, successor_hash,
+                             std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at),
+                             s.last_activity, s.expires_at(), client.ip});
       batch.events.push_back(event("session_refreshed", s.user_id, s.id, client.ip));
-      co_await record(std::move(batch));
+      // Without the write the client keeps its old token, which the grace window answers again.
+      if (!co_await record(std::move(batch))) co_return kNotDurable;
       co_return make_response(s, std::move(successor), now, co_await user_or_minimal(s));
     }
     case store::Rotation::grace: {
@@ -322,17 +337,15 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
                               co_await user_or_minimal(outcome.session));
     }
     case store::Rotation::reuse: {
-      spdlog::warn("refresh token reuse: session {} of user {} ended", outcome.session.id.to_string(),
-                   outcome.session.user_id);
+      spdlog::warn("refresh token reuse: session {} of user {} ended",
+                   outcome.session.id.to_string(), outcome.session.user_id);
       db::ChangeBatch batch;
       add_ended(batch, outcome.session, EndReason::refresh_token_reuse, now, client.ip);
       co_await record(std::move(batch));
       co_return ended_error(EndReason::refresh_token_reuse);
     }
-    case store::Rotation::ended:
-      co_return ended_error(outcome.reason);
-    case store::Rotation::unknown:
-      break;
+    case store::Rotation::ended: co_return ended_error(outcome.reason);
+    case store::Rotation::unknown: break;
   }
   co_return Error(Errc::token_invalid, "the refresh token is not valid");
 }
@@ -347,8 +360,7 @@ Task<Principal> SessionService::authenticate(std::string_view access_token, Clie
     co_return found.error();
   }
   switch (found->found) {
-    case store::Found::alive:
-      co_return Principal{std::move(*claims), std::move(found->session)};
+    case store::Found::alive: co_return Principal{std::move(*claims), std::move(found->session)};
     case store::Found::ended:
       if (found->reason == EndReason::expired) {
         Session s;
@@ -359,8 +371,7 @@ Task<Principal> SessionService::authenticate(std::string_view access_token, Clie
         co_await record(std::move(batch));
       }
       co_return ended_error(found->reason);
-    case store::Found::unknown:
-      break;
+    case store::Found::unknown: break;
   }
   co_return Error(Errc::session_revoked, "the session is not known");
 }
@@ -391,7 +402,7 @@ Task<void> SessionService::revoke_session(UserId user, SessionId id, EndReason r
   if (!*revoked) co_return Error(Errc::not_found, "no such live session");
   db::ChangeBatch batch;
   add_ended(batch, **revoked, reason, now, client.ip);
-  co_await record(std::move(batch));
+  if (!co_await record(std::move(batch))) co_return kNotDurable;
   co_return Result<void>{};
 }
 
@@ -402,7 +413,7 @@ Task<int> SessionService::revoke_all(UserId user, std::optional<SessionId> keep,
   if (!revoked) co_return revoked.error();
   db::ChangeBatch batch;
   for (const auto& s : *revoked) add_ended(batch, s, reason, now, client.ip);
-  co_await record(std::move(batch));
+  if (!co_await record(std::move(batch))) co_return kNotDurable;
   co_return static_cast<int>(revoked->size());
 }
 
@@ -428,15 +439,16 @@ Task<void> SessionService::change_password(const Principal& who, std::string cur
   auto updated = co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
   if (!updated) co_return updated.error();
 
-  auto ended = co_await deps_.store.revoke_all(user->id, who.session.id,
-                                               EndReason::password_changed, now);
+  auto ended =
+      co_await deps_.store.revoke_all(user->id, who.session.id, EndReason::password_changed, now);
   db::ChangeBatch batch;
   batch.events.push_back(event("password_changed", user->id, who.session.id, client.ip));
   if (ended) {
     for (const auto& s : *ended) add_ended(batch, s, EndReason::password_changed, now, client.ip);
   }
-  co_await record(std::move(batch));
+  const bool durable = co_await record(std::move(batch));
   if (!ended) co_return ended.error();
+  if (!durable) co_return kNotDurable;
   co_return Result<void>{};
 }
 
@@ -492,13 +504,14 @@ Task<db::User> SessionService::create_user(CreateUserRequest request, ClientInfo
   auto created = co_await db_call([&] { return deps_.database.create_user(nu, now); });
   if (!created) co_return created.error();
   db::ChangeBatch batch;
-  batch.events.push_back(event("user_created", created->id, std::nullopt, client.ip,
-                               {{"role", created->role}}));
+  batch.events.push_back(
+      event("user_created", created->id, std::nullopt, client.ip, {{"role", created->role}}));
   co_await record(std::move(batch));
   co_return std::move(*created);
 }
 
-Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request, ClientInfo client) {
+Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request,
+                                           ClientInfo client) {
   auto existing = co_await get_user(id);
   if (!existing) co_return existing.error();
   db::UserPatch patch;
@@ -535,7 +548,8 @@ Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request,
     batch.events.push_back(event("role_changed", id, std::nullopt, client.ip,
                                  {{"from", existing->role}, {"to", *request.role}}));
   }
-  if (request.password) batch.events.push_back(event("password_changed", id, std::nullopt, client.ip));
+  if (request.password)
+    batch.events.push_back(event("password_changed", id, std::nullopt, client.ip));
   if (end_all) {
     auto ended = co_await deps_.store.revoke_all(id, std::nullopt, *end_all, now);
     if (!ended) {
@@ -544,7 +558,7 @@ Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request,
     }
     for (const auto& s : *ended) add_ended(batch, s, *end_all, now, client.ip);
   }
-  co_await record(std::move(batch));
+  if (!co_await record(std::move(batch))) co_return kNotDurable;
   co_return std::move(*updated);
 }
 
@@ -588,7 +602,8 @@ awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
     auto expired = co_await deps_.store.collect_expired(now, 1000);
     if (!expired || expired->empty()) break;
     db::ChangeBatch batch;
-    for (const auto& s : *expired) add_ended(batch, s, EndReason::expired, s.expires_at(), s.last_ip);
+    for (const auto& s : *expired)
+      add_ended(batch, s, EndReason::expired, s.expires_at(), s.last_ip);
     co_await record(std::move(batch));
     if (expired->size() < 1000) break;
   }
@@ -597,7 +612,8 @@ awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
     if (touched && !touched->empty()) {
       db::ChangeBatch batch;
       for (const auto& t : *touched) {
-        batch.changes.push_back(db::ActivityTouched{t.id, t.last_activity, t.expires_at, t.last_ip});
+        batch.changes.push_back(
+            db::ActivityTouched{t.id, t.last_activity, t.expires_at, t.last_ip});
       }
       co_await record(std::move(batch));
     }

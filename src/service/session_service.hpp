@@ -169,9 +169,9 @@ class SessionService {
                   const std::string& ip, boost::json::object detail = {}) const;
   void add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason, TimePoint at,
                  const std::string& ip) const;
-  // Writes the batch (write-through). When the database fails, the batch is kept and retried by
-  // the job loop; the call still succeeds because the store already holds the change.
-  boost::asio::awaitable<void> record(db::ChangeBatch batch);
+  // Writes the batch (write-through). Returns false when the database failed: the batch is then
+  // kept and retried by the job loop, and callers do not acknowledge the change as durable.
+  boost::asio::awaitable<bool> record(db::ChangeBatch batch);
   template <class Fn>
   auto db_call(Fn fn) -> boost::asio::awaitable<std::invoke_result_t<Fn&>>;
   Result<db::User> validate_user_request(const CreateUserRequest& r) const;

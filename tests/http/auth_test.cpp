@@ -353,5 +353,37 @@ TEST_F(Refresh, UnknownOrMalformedRefreshTokenAnswersTokenInvalid) {
   EXPECT_EQ(refresh(t.refresh_token).status, 200);
 }
 
+TEST(Jwks, Hs256ServesNoKeys) {
+  SessiondProcess server;
+  auto r = server.client().request("GET", "/.well-known/jwks.json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.json().at("keys").as_array().empty());
+}
+
+TEST(Jwks, Es256ServesThePublicKeyAndSignsWithIt) {
+  SessiondProcess server("[tokens]\nalgorithm = \"ES256\"\n");
+  auto c = server.client();
+  auto r = c.request("GET", "/.well-known/jwks.json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::value body = r.json();
+  const auto& keys = body.at("keys").as_array();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(str(keys[0], "kty"), "EC");
+  EXPECT_EQ(str(keys[0], "alg"), "ES256");
+  ASSERT_GT(create_user(server, {.email = "esther@example.com"}), 0);
+  Tokens t = login(c, "esther@example.com", "correct horse battery");
+  // The token's header names the algorithm and the key.
+  const std::string header_b64 = t.access_token.substr(0, t.access_token.find('.'));
+  auto header = parse_json(*base64url_decode(header_b64));
+  EXPECT_EQ(str(header, "alg"), "ES256");
+  EXPECT_EQ(str(header, "kid"), str(keys[0], "kid"));
+  EXPECT_EQ(verify(c, t.access_token).status, 200);
+  // An HS256 token signed with the public key's text is refused (no algorithm confusion).
+  auto confused = JwtCodec::hs256(json::serialize(keys[0]), "sessiond", "sessiond");
+  ASSERT_TRUE(confused);
+  EXPECT_TRUE(
+      is_problem(verify(c, confused->sign(claims_of(t.access_token))), 401, "token_invalid"));
+}
+
 }  // namespace
 }  // namespace sessiond::http_test

@@ -1,0 +1,298 @@
+// SessionService on the real memory store and a real (in-memory) SQLite database, with a fake
+// clock: write-through, what happens when the database refuses a write, expiry and activity
+// reaching the database, and the refresh grace answer.
+#include "service/session_service.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <exception>
+#include <optional>
+
+#include "core/password.hpp"
+#include "db/sqlite/sqlite_database.hpp"
+#include "store/memory/memory_session_store.hpp"
+
+namespace sessiond::service {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// The real database, whose writes can be made to fail (a full disk, a lost connection).
+class FailingDatabase final : public db::Database {
+ public:
+  explicit FailingDatabase(std::unique_ptr<db::Database> real) : real_(std::move(real)) {}
+  std::atomic<bool> fail_writes{false};
+
+  Result<int> migrate() override { return real_->migrate(); }
+  Result<db::User> create_user(const db::NewUser& u, TimePoint now) override {
+    return real_->create_user(u, now);
+  }
+  Result<std::optional<db::User>> find_user(UserId id) override { return real_->find_user(id); }
+  Result<std::optional<db::User>> find_user_by_email(std::string_view e) override {
+    return real_->find_user_by_email(e);
+  }
+  Result<std::optional<db::User>> find_user_by_mobile(std::string_view m) override {
+    return real_->find_user_by_mobile(m);
+  }
+  Result<db::User> update_user(UserId id, const db::UserPatch& p, TimePoint now) override {
+    return real_->update_user(id, p, now);
+  }
+  Result<void> apply(const db::ChangeBatch& batch) override {
+    if (fail_writes) return Error(Errc::database_unavailable, "disk full");
+    return real_->apply(batch);
+  }
+  Result<std::vector<db::SessionRecord>> load_live_sessions() override {
+    return real_->load_live_sessions();
+  }
+  Result<std::vector<db::SessionRecord>> load_ended_since(TimePoint since) override {
+    return real_->load_ended_since(since);
+  }
+  Result<std::optional<db::SessionRecord>> find_session(SessionId id) override {
+    return real_->find_session(id);
+  }
+  Result<std::vector<db::Event>> list_events(const db::EventFilter& f) override {
+    return real_->list_events(f);
+  }
+  Result<db::Stats> stats(TimePoint now) override { return real_->stats(now); }
+  Result<void> ping() override { return real_->ping(); }
+
+ private:
+  std::unique_ptr<db::Database> real_;
+};
+
+constexpr std::string_view kPassword = "correct horse battery";
+
+class SessionServiceTest : public ::testing::Test {
+ protected:
+  SessionServiceTest() {
+    init_crypto();
+    config_.roles.set("SHORT", RolePolicy{10min, 2h, 2, OnLimit::evict_oldest});
+    auto sqlite = db::SqliteDatabase::open(":memory:");
+    EXPECT_TRUE(sqlite);
+    database_ = std::make_unique<FailingDatabase>(std::move(*sqlite));
+    EXPECT_TRUE(database_->migrate());
+    service_ = std::make_unique<SessionService>(ServiceDeps{
+        config_, clock_, random_, jwt_, store_, *database_, db_workers_, hash_workers_, "k"});
+  }
+
+  // Runs one coroutine of the service to its end on this thread's io_context.
+  template <class T>
+  T run(asio::awaitable<T> task) {
+    std::optional<T> out;
+    std::exception_ptr failure;
+    asio::co_spawn(io_, std::move(task), [&](std::exception_ptr e, T value) {
+      failure = e;
+      out.emplace(std::move(value));
+      io_.stop();
+    });
+    auto guard = asio::make_work_guard(io_);
+    io_.restart();
+    io_.run();
+    if (failure) std::rethrow_exception(failure);
+    return std::move(*out);
+  }
+  void run(asio::awaitable<void> task) {
+    std::exception_ptr failure;
+    asio::co_spawn(io_, std::move(task), [&](std::exception_ptr e) {
+      failure = e;
+      io_.stop();
+    });
+    auto guard = asio::make_work_guard(io_);
+    io_.restart();
+    io_.run();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  UserId add_user(const std::string& email, const std::string& role = "SHORT") {
+    CreateUserRequest r;
+    r.email = email;
+    r.password = std::string(kPassword);
+    r.role = role;
+    auto user = run(service_->create_user(std::move(r), {}));
+    EXPECT_TRUE(user) << user.error().detail;
+    return user ? user->id : 0;
+  }
+
+  Result<TokenResponse> login(const std::string& email) {
+    return run(service_->login_password(email, std::string(kPassword),
+                                        ClientInfo{"203.0.113.5", "curl/8.5.0"}));
+  }
+
+  std::optional<db::SessionRecord> record_of(SessionId id) {
+    auto r = database_->find_session(id);
+    EXPECT_TRUE(r);
+    return r ? *r : std::nullopt;
+  }
+
+  std::size_t events_of_type(const std::string& type) {
+    db::EventFilter f;
+    f.type = type;
+    f.limit = 1000;
+    auto events = database_->list_events(f);
+    EXPECT_TRUE(events);
+    return events ? events->size() : 0;
+  }
+
+  Config config_;
+  FakeClock clock_;
+  SodiumRandom random_;
+  JwtCodec jwt_ = JwtCodec::hs256(std::string(32, 's'), "sessiond", "sessiond").value();
+  store::MemorySessionStore store_;
+  std::unique_ptr<FailingDatabase> database_;
+  Workers db_workers_{1};
+  Workers hash_workers_{1};
+  std::unique_ptr<SessionService> service_;
+  asio::io_context io_;
+};
+
+TEST_F(SessionServiceTest, SignInIsWrittenThroughWithItsEvent) {
+  add_user("ada@example.com");
+  auto tokens = login("ada@example.com");
+  ASSERT_TRUE(tokens) << tokens.error().detail;
+  auto row = record_of(tokens->session.id);
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->active);
+  EXPECT_EQ(row->refresh_hash, sha256(tokens->refresh_token));
+  EXPECT_EQ(row->session.device_info, "Other");
+  EXPECT_EQ(events_of_type("login_succeeded"), 1u);
+}
+
+TEST_F(SessionServiceTest, SignInIsNotAcknowledgedWhenItsWriteFailsAndIsWrittenLater) {
+  add_user("ada@example.com");
+  database_->fail_writes = true;
+  auto tokens = login("ada@example.com");
+  ASSERT_FALSE(tokens);
+  EXPECT_EQ(tokens.error().code, Errc::database_unavailable);
+  EXPECT_EQ(service_->pending_writes(), 1u);
+
+  database_->fail_writes = false;
+  run(service_->run_jobs_once(false));
+  EXPECT_EQ(service_->pending_writes(), 0u);
+  EXPECT_EQ(events_of_type("login_succeeded"), 1u);
+  auto live = database_->load_live_sessions();
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->size(), 1u);
+}
+
+TEST_F(SessionServiceTest, RevocationTakesEffectAtOnceEvenWhenItsWriteFails) {
+  const UserId user = add_user("ada@example.com");
+  auto tokens = login("ada@example.com");
+  ASSERT_TRUE(tokens);
+  database_->fail_writes = true;
+  auto revoked =
+      run(service_->revoke_session(user, tokens->session.id, EndReason::revoked_by_admin, {}));
+  ASSERT_FALSE(revoked);
+  EXPECT_EQ(revoked.error().code, Errc::database_unavailable);
+  // Never access without the store's word: the session is already ended there.
+  auto who = run(service_->authenticate(tokens->access_token, {}));
+  ASSERT_FALSE(who);
+  EXPECT_EQ(who.error().code, Errc::session_revoked);
+  EXPECT_EQ(who.error().reason, EndReason::revoked_by_admin);
+
+  database_->fail_writes = false;
+  run(service_->run_jobs_once(false));
+  auto row = record_of(tokens->session.id);
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->active);
+  EXPECT_EQ(row->invalidation_reason, EndReason::revoked_by_admin);
+}
+
+TEST_F(SessionServiceTest, ExpiryReachesTheDatabaseOnceWhoeverNoticesIt) {
+  add_user("ada@example.com");
+  auto tokens = login("ada@example.com");
+  ASSERT_TRUE(tokens);
+  clock_.advance(11min);  // idle timeout of SHORT is 10 min
+  auto who = run(service_->authenticate(tokens->access_token, {}));
+  ASSERT_FALSE(who);
+  EXPECT_EQ(who.error().code, Errc::session_expired);
+  run(service_->run_jobs_once(false));
+  run(service_->run_jobs_once(false));
+  auto row = record_of(tokens->session.id);
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->active);
+  EXPECT_EQ(row->invalidation_reason, EndReason::expired);
+  EXPECT_EQ(events_of_type("session_expired"), 1u);
+}
+
+TEST_F(SessionServiceTest, UnnoticedExpiryIsRecordedByTheJobs) {
+  add_user("ada@example.com");
+  auto tokens = login("ada@example.com");
+  ASSERT_TRUE(tokens);
+  clock_.advance(11min);
+  run(service_->run_jobs_once(false));
+  auto row = record_of(tokens->session.id);
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->active);
+  EXPECT_EQ(row->invalidation_reason, EndReason::expired);
+}
+
+TEST_F(SessionServiceTest, ActivityFlushSlidesTheDatabaseRecord) {
+  add_user("ada@example.com");
+  auto tokens = login("ada@example.com");
+  ASSERT_TRUE(tokens);
+  clock_.advance(5min);
+  ASSERT_TRUE(run(service_->authenticate(tokens->access_token, {"198.51.100.9", ""})));
+  run(service_->run_jobs_once(true));
+  auto row = record_of(tokens->session.id);
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->session.last_activity, clock_.now());
+  EXPECT_EQ(row->session.last_ip, "198.51.100.9");
+  EXPECT_EQ(row->expires_at, clock_.now() + 10min);
+}
+
+TEST_F(SessionServiceTest, RefreshWithinGraceAnswersTheVerySamePair) {
+  add_user("ada@example.com");
+  auto first = login("ada@example.com");
+  ASSERT_TRUE(first);
+  clock_.advance(1min);
+  auto a = run(service_->refresh(first->refresh_token, {}));
+  ASSERT_TRUE(a) << a.error().detail;
+  clock_.advance(3s);
+  auto b = run(service_->refresh(first->refresh_token, {}));
+  ASSERT_TRUE(b) << b.error().detail;
+  EXPECT_EQ(a->refresh_token, b->refresh_token);
+  EXPECT_EQ(a->access_token, b->access_token);
+  clock_.advance(config_.tokens.refresh_grace);
+  auto reuse = run(service_->refresh(first->refresh_token, {}));
+  ASSERT_FALSE(reuse);
+  EXPECT_EQ(reuse.error().code, Errc::session_revoked);
+  EXPECT_EQ(reuse.error().reason, EndReason::refresh_token_reuse);
+  EXPECT_EQ(events_of_type("refresh_reuse_detected"), 1u);
+}
+
+TEST_F(SessionServiceTest, PasswordChangeEndsTheOtherSessionsOnly) {
+  add_user("ada@example.com");
+  auto mine = login("ada@example.com");
+  auto other = login("ada@example.com");
+  ASSERT_TRUE(mine && other);
+  auto who = run(service_->authenticate(mine->access_token, {}));
+  ASSERT_TRUE(who);
+  ASSERT_TRUE(run(
+      service_->change_password(*who, std::string(kPassword), "a much longer new password", {})));
+  EXPECT_TRUE(run(service_->authenticate(mine->access_token, {})));
+  auto gone = run(service_->authenticate(other->access_token, {}));
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().reason, EndReason::password_changed);
+  auto user = database_->find_user_by_email("ada@example.com");
+  ASSERT_TRUE(user && *user);
+  EXPECT_TRUE(verify_password(*(*user)->password_hash, "a much longer new password"));
+}
+
+TEST(Normalize, EmailsAndMobileNumbers) {
+  EXPECT_EQ(normalize_email("  Ada@Example.COM "), "ada@example.com");
+  EXPECT_EQ(normalize_email("no-at-sign"), "");
+  EXPECT_EQ(normalize_email("a@b@c"), "");
+  EXPECT_EQ(normalize_email("@example.com"), "");
+  EXPECT_EQ(normalize_mobile("+44 20 7946 0958"), "+442079460958");
+  EXPECT_EQ(normalize_mobile("(415) 555-0100 12"), "+415555010012");
+  EXPECT_EQ(normalize_mobile("12345"), "");
+  EXPECT_EQ(normalize_mobile("+1-800-FLOWERS"), "");
+}
+
+}  // namespace
+}  // namespace sessiond::service

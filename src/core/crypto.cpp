@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <sodium.h>
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -84,6 +85,25 @@ TokenHash sha256(std::string_view data) {
 }
 
 std::string new_refresh_token(Random& random) { return "rt_" + random_secret(random, 32); }
+
+std::string new_refresh_token(Random& random, UserId user) {
+  return new_refresh_token(random) + "." + std::to_string(user);
+}
+
+std::optional<UserId> refresh_token_user(std::string_view token) {
+  const auto dot = token.rfind('.');
+  if (!token.starts_with("rt_") || dot == std::string_view::npos || dot + 1 == token.size() ||
+      token.size() - dot - 1 > 19) {
+    return std::nullopt;
+  }
+  UserId user = 0;
+  for (char c : token.substr(dot + 1)) {
+    if (c < '0' || c > '9' || user > (INT64_MAX - 9) / 10) return std::nullopt;
+    user = user * 10 + (c - '0');
+  }
+  if (user <= 0) return std::nullopt;
+  return user;
+}
 
 std::string random_secret(Random& random, std::size_t n) {
   std::string bytes(n, '\0');

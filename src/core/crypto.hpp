@@ -56,6 +56,12 @@ struct TokenHashHash {
 
 // "rt_" + base64url (no padding) of 32 random bytes.
 std::string new_refresh_token(Random& random);
+// A refresh token that also names its user: "rt_" + base64url of 32 random bytes + "." + the user
+// id. A shared store finds the user's keys (one hash slot) without a lookup first; the user id is
+// no secret (the access token carries it too).
+std::string new_refresh_token(Random& random, UserId user);
+// The user id a refresh token names; nullopt when it names none (or is malformed).
+std::optional<UserId> refresh_token_user(std::string_view token);
 // An opaque secret of n random bytes as base64url (admin key, signing key, OTP pepper).
 std::string random_secret(Random& random, std::size_t n = 32);
 

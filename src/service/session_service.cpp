@@ -208,7 +208,7 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
   s.ip_address = client.ip;
   s.last_ip = client.ip;
 
-  std::string refresh_token = new_refresh_token(deps_.random);
+  std::string refresh_token = new_refresh_token(deps_.random, user.id);
   store::CreateRequest request;
   request.session = s;
   request.refresh_hash = sha256(refresh_token);
@@ -300,8 +300,11 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
     co_return Error(Errc::token_invalid, "the refresh token is not valid");
   }
   const TimePoint now = deps_.clock.now();
-  std::string successor = new_refresh_token(deps_.random);
+  const auto token_user = refresh_token_user(refresh_token);
+  std::string successor = token_user ? new_refresh_token(deps_.random, *token_user)
+                                     : new_refresh_token(deps_.random);
   store::RotateRequest request;
+  request.user = token_user.value_or(0);
   request.presented = sha256(refresh_token);
   request.successor = sha256(successor);
   request.sealed_successor = seal_successor(deps_.random, refresh_token, successor);

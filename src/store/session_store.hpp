@@ -50,6 +50,7 @@ struct Lookup {
 };
 
 struct RotateRequest {
+  UserId user = 0;             // the user the token names (refresh_token_user); 0 when none
   TokenHash presented{};       // hash of the refresh token the client sent
   TokenHash successor{};       // hash of the new refresh token
   std::string sealed_successor;  // the new token sealed under the presented one (seal_successor)

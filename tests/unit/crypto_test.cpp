@@ -213,4 +213,18 @@ TEST(Successor, TamperedOrTruncatedBlobCannotOpen) {
 }
 
 }  // namespace
+TEST(RefreshToken, NamesItsUser) {
+  SodiumRandom random;
+  const std::string token = new_refresh_token(random, 42);
+  ASSERT_TRUE(token.starts_with("rt_"));
+  EXPECT_EQ(token.size(), 3u + 43u + 3u);
+  EXPECT_EQ(refresh_token_user(token), std::optional<UserId>{42});
+  EXPECT_EQ(refresh_token_user(new_refresh_token(random)), std::nullopt);
+  EXPECT_EQ(refresh_token_user("rt_abc.0"), std::nullopt);
+  EXPECT_EQ(refresh_token_user("rt_abc.-4"), std::nullopt);
+  EXPECT_EQ(refresh_token_user("rt_abc.99999999999999999999"), std::nullopt);
+  EXPECT_EQ(refresh_token_user("xx_abc.4"), std::nullopt);
+  EXPECT_EQ(refresh_token_user("rt_abc.4x"), std::nullopt);
+}
+
 }  // namespace sessiond

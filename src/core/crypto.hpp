@@ -39,6 +39,7 @@ struct SessionId {
   static std::optional<SessionId> parse(std::string_view text);
   std::string to_string() const;  // lower-case canonical form
   friend bool operator==(const SessionId&, const SessionId&) = default;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend auto operator<=>(const SessionId&, const SessionId&) = default;
 };
 
@@ -81,7 +82,8 @@ std::array<std::uint8_t, 32> hmac_sha256(std::string_view key, std::string_view 
 
 // Encrypts `successor` under a key derived from `predecessor` (the refresh token it replaced), so
 // the store can keep a rotation's successor for the grace window without holding a usable token.
-std::string seal_successor(Random& random, std::string_view predecessor, std::string_view successor);
+std::string seal_successor(Random& random, std::string_view predecessor,
+                           std::string_view successor);
 std::optional<std::string> open_successor(std::string_view predecessor, std::string_view sealed);
 
 }  // namespace sessiond

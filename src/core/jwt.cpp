@@ -52,11 +52,10 @@ constexpr std::size_t kMaxSignatureSize = 64;
 // the largest user-space cost of a verify.
 constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-constexpr std::array<std::int8_t, 256> make_base64url_values() {
-  std::array<std::int8_t, 256> values{};
+constexpr std::array<int, 256> make_base64url_values() {
+  std::array<int, 256> values{};
   for (auto& v : values) v = -1;
-  for (int i = 0; i < 64; ++i)
-    values[static_cast<unsigned char>(kBase64Url[i])] = static_cast<std::int8_t>(i);
+  for (int i = 0; i < 64; ++i) values[static_cast<unsigned char>(kBase64Url[i])] = i;
   return values;
 }
 constexpr auto kBase64UrlValues = make_base64url_values();
@@ -360,8 +359,8 @@ class EcdsaP256Signer final : public Signer {
     if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) {
       return clear_openssl_errors(false);
     }
-    r.release();  // owned by sig now
-    s.release();
+    (void)r.release();  // owned by sig now
+    (void)s.release();
     std::array<unsigned char, 80> der{};
     unsigned char* p = der.data();
     const int der_len = i2d_ECDSA_SIG(sig.get(), &p);

@@ -53,7 +53,7 @@ Router::Route& Router::route_for(const std::string& pattern) {
   return routes_.back();
 }
 
-void Router::add(Method method, std::string pattern, Handler handler) {
+void Router::add(Method method, const std::string& pattern, Handler handler) {
   route_for(pattern).handlers.emplace_back(method, std::move(handler));
 }
 

@@ -17,7 +17,7 @@ using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
 class Router {
  public:
   // Patterns are literal segments and {name} segments. Not thread-safe: add routes before serving.
-  void add(Method method, std::string pattern, Handler handler);
+  void add(Method method, const std::string& pattern, Handler handler);
 
   struct Match {
     const Handler* handler = nullptr;      // null: no route (allowed empty) or wrong method

@@ -29,7 +29,7 @@ using asio::ip::tcp;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 Method to_method(bhttp::verb v) {
   switch (v) {
@@ -188,13 +188,13 @@ void HttpServer::stop() {
 
 awaitable<void> HttpServer::Impl::accept_loop(tcp::acceptor& acceptor) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // Out of descriptors or a transient error: back off briefly instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
       asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
-      co_await pause.async_wait(use_tuple);
+      co_await pause.async_wait(kUseTuple);
       continue;
     }
     if (connection_count.load() >= options.max_connections) {
@@ -216,7 +216,7 @@ awaitable<void> HttpServer::Impl::write_simple(beast::tcp_stream& stream, int st
   res.body() = std::move(body);
   res.prepare_payload();
   stream.expires_after(options.request_timeout);
-  auto [ec, written] = co_await bhttp::async_write(stream, res, use_tuple);
+  auto [ec, written] = co_await bhttp::async_write(stream, res, kUseTuple);
   if (!ec) co_await linger(stream);
 }
 
@@ -231,7 +231,7 @@ awaitable<void> HttpServer::Impl::linger(beast::tcp_stream& stream) {
   std::array<char, 8192> sink;
   std::size_t discarded = 0;
   while (discarded < kMaxDiscard) {
-    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kUseTuple);
     if (ec) break;
     discarded += n;
   }
@@ -269,14 +269,14 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     // request (headers and body) must arrive within request_timeout.
     if (buffer.size() == 0) {
       stream.expires_after(options.idle_timeout);
-      auto [wait_ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+      auto [wait_ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kUseTuple);
       if (wait_ec) break;
       buffer.commit(n);
     }
     conn->busy = true;
     stream.expires_after(options.request_timeout);
     [[maybe_unused]] auto [read_ec, header_bytes] =
-        co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+        co_await bhttp::async_read_header(stream, buffer, parser, kUseTuple);
     conn->busy = true;
     if (read_ec == bhttp::error::header_limit) {
       co_await write_simple(
@@ -303,7 +303,7 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
       break;
     }
     if (!parser.is_done()) {
-      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
       if (body_ec == bhttp::error::body_limit) {
         co_await write_simple(
             stream, 413,
@@ -345,7 +345,7 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     if (request.method == Method::head) res.body().clear();
 
     stream.expires_after(options.request_timeout);
-    auto [write_ec, written] = co_await bhttp::async_write(stream, res, use_tuple);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, res, kUseTuple);
     if (write_ec || !res.keep_alive()) break;
   }
   conn->alive = false;

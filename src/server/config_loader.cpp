@@ -637,12 +637,19 @@ class FileLoader {
       if (const KeySpec* spec = find_spec(section, name)) {
         if (auto ok = apply(*spec, node); !ok) return ok;
       } else if (section != "roles") {
-        return unknown(section + "." + name, node);
+        std::string key_name = section;
+        key_name += ".";
+        key_name += name;
+        return unknown(key_name, node);
       } else if (const auto* role_table = node.as_table()) {
         if (auto ok = load_role(name, *role_table); !ok) return ok;
       } else {
-        return fail("roles." + name + ": unknown key (a role is a table: [roles." + name + "])" +
-                    where(node));
+        std::string message = "roles." + name;
+        message += ": unknown key (a role is a table: [roles.";
+        message += name;
+        message += "])";
+        message += where(node);
+        return fail(message);
       }
     }
     return {};

@@ -13,7 +13,9 @@
 
 extern char** environ;
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace sessiond;
   CLI::App app{"sessiond: session service"};
   app.set_version_flag("--version", "sessiond 0.1.0");
@@ -52,4 +54,16 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   if (migrate->parsed()) return server::run_migrate(*config);
   return server::run_server(*config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    // A bug, never expected input: say what it was instead of terminating silently.
+    std::cerr << "sessiond: fatal: " << e.what() << "\n";
+    return sessiond::server::kExitFailure;
+  }
 }

@@ -115,7 +115,7 @@ auto SessionService::db_call(Fn fn) -> awaitable<std::invoke_result_t<Fn&>> {
 
 db::Event SessionService::event(std::string type, std::optional<UserId> user,
                                 std::optional<SessionId> session, const std::string& ip,
-                                json::object detail) const {
+                                const json::object& detail) const {
   db::Event e;
   e.uid = random_secret(deps_.random, 16);
   e.at = deps_.clock.now();
@@ -129,7 +129,7 @@ db::Event SessionService::event(std::string type, std::optional<UserId> user,
 
 void SessionService::add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason,
                                TimePoint at, const std::string& ip) const {
-  batch.changes.push_back(db::SessionEnded{s.id, at, reason});
+  batch.changes.emplace_back(db::SessionEnded{s.id, at, reason});
   auto e = event(std::string(end_event_type(reason)), s.user_id, s.id, ip,
                  {{"reason", reason_name(reason)}, {"device_info", s.device_info}});
   e.at = at;
@@ -225,7 +225,7 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
     co_await record(std::move(batch));
     co_return created.error();
   }
-  batch.changes.push_back(db::SessionCreated{s, refresh_hash, refresh_expires_at});
+  batch.changes.emplace_back(db::SessionCreated{s, refresh_hash, refresh_expires_at});
   batch.events.push_back(
       event("login_succeeded", user.id, s.id, client.ip,
             {{"auth_method", auth_method_name(method)}, {"device_info", s.device_info}}));
@@ -301,8 +301,8 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
   }
   const TimePoint now = deps_.clock.now();
   const auto token_user = refresh_token_user(refresh_token);
-  std::string successor = token_user ? new_refresh_token(deps_.random, *token_user)
-                                     : new_refresh_token(deps_.random);
+  std::string successor =
+      token_user ? new_refresh_token(deps_.random, *token_user) : new_refresh_token(deps_.random);
   store::RotateRequest request;
   request.user = token_user.value_or(0);
   request.presented = sha256(refresh_token);
@@ -324,7 +324,7 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
     case store::Rotation::rotated: {
       const Session& s = outcome.session;
       db::ChangeBatch batch;
-      batch.changes.push_back(
+      batch.changes.emplace_back(
           db::SessionRotated{s.id, successor_hash,
                              std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at),
                              s.last_activity, s.expires_at(), client.ip});
@@ -615,7 +615,7 @@ awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
     if (touched && !touched->empty()) {
       db::ChangeBatch batch;
       for (const auto& t : *touched) {
-        batch.changes.push_back(
+        batch.changes.emplace_back(
             db::ActivityTouched{t.id, t.last_activity, t.expires_at, t.last_ip});
       }
       co_await record(std::move(batch));

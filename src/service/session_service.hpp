@@ -7,6 +7,15 @@
 // concurrently from any io thread.
 #pragma once
 
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "core/config.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
@@ -16,16 +25,6 @@
 #include "db/database.hpp"
 #include "service/workers.hpp"
 #include "store/session_store.hpp"
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/json/object.hpp>
-
-#include <atomic>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <vector>
 
 namespace sessiond::service {
 
@@ -159,14 +158,13 @@ class SessionService {
  private:
   Task<TokenResponse> start_session(const db::User& user, AuthMethod method,
                                     boost::json::object attributes, ClientInfo client,
-                                    std::optional<std::string> device_info,
-                                    db::ChangeBatch batch);
+                                    std::optional<std::string> device_info, db::ChangeBatch batch);
   boost::asio::awaitable<db::User> user_or_minimal(const Session& s);
   TokenResponse make_response(const Session& session, std::string refresh_token, TimePoint iat,
                               const db::User& user) const;
   std::string mint_access_token(const Session& session, TimePoint iat, std::string jti) const;
   db::Event event(std::string type, std::optional<UserId> user, std::optional<SessionId> session,
-                  const std::string& ip, boost::json::object detail = {}) const;
+                  const std::string& ip, const boost::json::object& detail = {}) const;
   void add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason, TimePoint at,
                  const std::string& ip) const;
   // Writes the batch (write-through). Returns false when the database failed: the batch is then

@@ -5,7 +5,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -29,9 +28,7 @@ class Workers {
   }
 
   // Finishes queued work and joins the threads.
-  void stop() {
-    pool_.join();
-  }
+  void stop() { pool_.join(); }
 
  private:
   boost::asio::thread_pool pool_;

@@ -153,6 +153,10 @@ class SessionStore {
   // Loads sessions and tombstones at start (embedded mode). Not concurrent with other calls.
   virtual Result<void> restore(std::vector<RestoredSession> sessions,
                                std::vector<RestoredTombstone> tombstones) = 0;
+
+  // Configuration problems of the backing service found at start (for the log and /readyz), e.g.
+  // a Redis that may evict keys or persists nothing. Empty when there is nothing to say.
+  virtual std::vector<std::string> warnings() const { return {}; }
 };
 
 }  // namespace sessiond::store

@@ -412,10 +412,11 @@ struct MemorySessionStore::Impl {
 
   void sweep_refresh(RefreshShard& shard, TimePoint now, std::size_t buckets) {
     std::lock_guard lock(shard.mu);
-    sweep_buckets(shard.entries, shard.cursor, buckets,
-                  // Kept a tombstone lifetime past their end, so that an expired or ended
-                  // session's refresh token still answers why it stopped working.
-                  [&](const RefreshEntry& e) { return now >= e.expires_at + options.tombstone_ttl; });
+    sweep_buckets(
+        shard.entries, shard.cursor, buckets,
+        // Kept a tombstone lifetime past their end, so that an expired or ended
+        // session's refresh token still answers why it stopped working.
+        [&](const RefreshEntry& e) { return now >= e.expires_at + options.tombstone_ttl; });
   }
 
   // Entries of ended sessions stay in the heap until due; rebuild it when they dominate.
@@ -707,9 +708,9 @@ struct MemorySessionStore::Impl {
     return out;
   }
 
-  Result<void> restore(std::vector<RestoredSession> sessions,
-                       std::vector<RestoredTombstone> tombstones) {
-    for (RestoredSession& restored : sessions) {
+  Result<void> restore(const std::vector<RestoredSession>& sessions,
+                       const std::vector<RestoredTombstone>& tombstones) {
+    for (const RestoredSession& restored : sessions) {
       const Session& in = restored.session;
       UserShard& shard = user_shard(in.user_id);
       std::lock_guard lock(shard.mu);
@@ -791,7 +792,7 @@ Task<void> MemorySessionStore::ping() {
 
 Result<void> MemorySessionStore::restore(std::vector<RestoredSession> sessions,
                                          std::vector<RestoredTombstone> tombstones) {
-  return impl_->restore(std::move(sessions), std::move(tombstones));
+  return impl_->restore(sessions, tombstones);
 }
 
 }  // namespace sessiond::store

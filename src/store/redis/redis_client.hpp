@@ -8,18 +8,21 @@
 // step). Every call has a deadline; a dropped connection fails every waiter with store_unavailable
 // (never hangs) and is re-opened with backoff. All member functions may be called concurrently
 // from coroutines on any io_context.
+//
+// An io_context that calls the client must be run by one thread (HttpServer's are: one per
+// thread). An open connection keeps a read pending on its io_context, so io_context::run() returns
+// only after the io_context or the client is stopped.
 #pragma once
 
-#include "core/error.hpp"
-#include "core/time.hpp"
-
 #include <boost/asio/awaitable.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/error.hpp"
+#include "core/time.hpp"
 
 namespace sessiond::store::redis {
 
@@ -70,19 +73,30 @@ class RedisClient {
 
   // Sends one command on the calling io_context's connection. A Redis error reply is a Reply of
   // type error (not an Error). Error: store_unavailable when the connection is down, drops before
-  // the answer, or the deadline passes.
+  // the answer, or the deadline passes (the command may still have run), and at once while
+  // waiting to reconnect after a failed connect; internal for an empty command. A passed deadline
+  // resets the connection (failing the calls in flight on it); a call cancelled by its caller
+  // (per-operation cancellation) only has its reply discarded.
   boost::asio::awaitable<Result<Reply>> command(std::vector<std::string> args);
 
   // Sends several commands in one write and returns their replies in order.
   boost::asio::awaitable<Result<std::vector<Reply>>> pipeline(
       std::vector<std::vector<std::string>> commands);
 
-  // EVALSHA; on NOSCRIPT (after a restart or failover) loads the script and calls it again.
+  // EVALSHA; on NOSCRIPT (after a restart or failover) loads the script and calls it again, within
+  // one deadline. A script's own error (or a SCRIPT LOAD error) is a Reply of type error.
   boost::asio::awaitable<Result<Reply>> eval(const Script& script, std::vector<std::string> keys,
                                              std::vector<std::string> args);
 
-  // Closes every connection; waiters fail with store_unavailable. Call from any thread.
+  // Closes every connection; waiters fail with store_unavailable, and so does every later call
+  // (stopping is final). Returns at once: each connection is closed on its own io_context. Call
+  // from any thread. The destructor calls it.
   void stop();
+
+  // Commands handed to sockets and the writes that carried them, over all connections: their
+  // ratio is the pipelining achieved. Read from any thread.
+  std::uint64_t commands_written() const;
+  std::uint64_t writes() const;
 
  private:
   struct Impl;

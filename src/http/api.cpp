@@ -196,7 +196,13 @@ void Api::add_routes() {
     if (draining_) co_return problem(Error(Errc::store_unavailable, "shutting down"));
     auto ready = co_await svc.ready();
     if (!ready) co_return problem(ready.error());
-    co_return json_response(200, json::object{{"status", "ready"}});
+    json::object body{{"status", "ready"}};
+    if (auto warnings = svc.store_warnings(); !warnings.empty()) {
+      json::array list;
+      for (auto& w : warnings) list.emplace_back(w);
+      body["warnings"] = std::move(list);
+    }
+    co_return json_response(200, body);
   });
 
   router_.add(M::get, "/metrics", [this, &svc](Request&) -> awaitable<Response> {

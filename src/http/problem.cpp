@@ -1,5 +1,7 @@
 #include "http/problem.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -55,6 +57,15 @@ std::string_view title_for(Errc code) {
   }
   return "Internal error";
 }
+std::string_view detail_for(Errc code) {
+  switch (code) {
+    case Errc::store_unavailable: return "the session store cannot be reached; try again shortly";
+    case Errc::database_unavailable: return "the database cannot be reached; try again shortly";
+    case Errc::internal: return "internal error";
+    default: return title_for(code);
+  }
+}
+
 }  // namespace
 
 Response problem(const Error& error) {
@@ -65,7 +76,14 @@ Response problem(const Error& error) {
   body["type"] = "about:blank";
   body["title"] = title_for(error.code);
   body["status"] = r.status;
-  body["detail"] = error.detail.empty() ? title_for(error.code) : std::string_view(error.detail);
+  // Details of store and internal failures come from below the service (a connection error, an
+  // address): they go to the log, not to clients.
+  const bool internal_detail =
+      error.code == Errc::store_unavailable || error.code == Errc::internal;
+  if (internal_detail && !error.detail.empty())
+    spdlog::debug("{}: {}", code_name(error.code), error.detail);
+  body["detail"] = error.detail.empty() || internal_detail ? detail_for(error.code)
+                                                           : std::string_view(error.detail);
   body["code"] = code_name(error.code);
   if (error.reason) body["reason"] = reason_name(*error.reason);
   if (error.code == Errc::rate_limited) {

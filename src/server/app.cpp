@@ -6,6 +6,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 
 #include "core/crypto.hpp"
@@ -23,6 +25,7 @@
 #include "server/config_loader.hpp"
 #include "service/session_service.hpp"
 #include "store/memory/memory_session_store.hpp"
+#include "store/redis/redis_session_store.hpp"
 
 namespace sessiond::server {
 
@@ -130,6 +133,78 @@ std::unique_ptr<db::Database> open_database(const Config& config) {
   throw StartError{kExitBadConfig, "database.url: only sqlite:// is supported in this version"};
 }
 
+// A tombstone answers for at least access_ttl: as long as an access token of the session lives.
+Duration tombstone_ttl(const Config& config) {
+  return std::max<Duration>(config.tokens.access_ttl + std::chrono::minutes(1),
+                            std::chrono::hours(1));
+}
+
+// The memory store, rebuilt from the database: a restart loses no acknowledged session.
+std::unique_ptr<store::SessionStore> open_memory_store(const Config& config, db::Database& database,
+                                                       const Clock& clock) {
+  store::MemoryStoreOptions options;
+  options.tombstone_ttl = tombstone_ttl(config);
+  auto store = std::make_unique<store::MemorySessionStore>(options);
+  auto live = database.load_live_sessions();
+  auto ended = database.load_ended_since(clock.now() - options.tombstone_ttl);
+  if (!live || !ended) throw StartError{kExitFailure, "cannot read sessions from the database"};
+  std::vector<store::RestoredSession> sessions;
+  sessions.reserve(live->size());
+  for (auto& r : *live) {
+    sessions.push_back({std::move(r.session), r.refresh_hash, r.refresh_expires_at});
+  }
+  std::vector<store::RestoredTombstone> tombstones;
+  for (auto& r : *ended) {
+    tombstones.push_back({r.session.id, r.session.user_id,
+                          r.invalidation_reason.value_or(EndReason::expired),
+                          r.invalidated_at.value_or(clock.now()), r.refresh_hash});
+  }
+  spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(),
+               tombstones.size());
+  if (auto restored = store->restore(std::move(sessions), std::move(tombstones)); !restored) {
+    throw StartError{kExitFailure, "cannot restore sessions: " + restored.error().detail};
+  }
+  return store;
+}
+
+// The Redis store: live state is Redis's, nothing is restored. Redis being down at start is not
+// fatal: requests fail closed (503) until it answers, and sessiond recovers by itself.
+std::unique_ptr<store::SessionStore> open_redis_store(const Config& config) {
+  auto url = store::redis::RedisUrl::parse(config.store_url);
+  if (!url) throw StartError{kExitBadConfig, "store.url: " + url.error().detail};
+  auto client = std::make_shared<store::redis::RedisClient>(*url);
+  store::RedisStoreOptions options;
+  options.tombstone_ttl = tombstone_ttl(config);
+  auto store = std::make_unique<store::RedisSessionStore>(client, options);
+
+  // Check the Redis configuration once now (SPEC §7) on a private io_context; its connection
+  // closes with it.
+  asio::io_context io;
+  std::optional<Result<std::vector<std::string>>> checked;
+  asio::co_spawn(io, store->check_configuration(),
+                 [&](std::exception_ptr, Result<std::vector<std::string>> r) {
+                   checked = std::move(r);
+                   io.stop();
+                 });
+  io.run_for(std::chrono::seconds(3));
+  if (!checked || !*checked) {
+    spdlog::warn(
+        "redis at {}:{} does not answer yet: requests that need it answer 503 until it does",
+        url->host, url->port);
+  } else {
+    for (const auto& warning : **checked) spdlog::warn("redis: {}", warning);
+    spdlog::info("store redis at {}:{} db {}", url->host, url->port, url->db);
+  }
+  return store;
+}
+
+std::unique_ptr<store::SessionStore> open_store(const Config& config, db::Database& database,
+                                                const Clock& clock) {
+  if (config.store_url.starts_with("memory://")) return open_memory_store(config, database, clock);
+  if (config.store_url.starts_with("redis://")) return open_redis_store(config);
+  throw StartError{kExitBadConfig, "store.url: expected memory:// or redis://"};
+}
+
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
   auto colon = listen.rfind(':');
   std::string host = listen.substr(0, colon);
@@ -194,38 +269,9 @@ int run_server(const Config& config) {
         effective_admin_key_file(config), !config.admin.api_key_file.empty(), "admin.api_key_file",
         true, [&] { return random_secret(random, 32); });
 
-    if (!config.store_url.starts_with("memory://")) {
-      throw StartError{kExitBadConfig, "store.url: only memory:// is supported in this version"};
-    }
     auto database = open_database(config);
 
-    store::MemoryStoreOptions store_options;
-    store_options.tombstone_ttl = std::max<Duration>(
-        config.tokens.access_ttl + std::chrono::minutes(1), std::chrono::hours(1));
-    store::MemorySessionStore store(store_options);
-
-    // Rebuild the live state from the database: a restart loses no acknowledged session.
-    {
-      auto live = database->load_live_sessions();
-      auto ended = database->load_ended_since(clock.now() - store_options.tombstone_ttl);
-      if (!live || !ended) throw StartError{kExitFailure, "cannot read sessions from the database"};
-      std::vector<store::RestoredSession> sessions;
-      sessions.reserve(live->size());
-      for (auto& r : *live) {
-        sessions.push_back({std::move(r.session), r.refresh_hash, r.refresh_expires_at});
-      }
-      std::vector<store::RestoredTombstone> tombstones;
-      for (auto& r : *ended) {
-        tombstones.push_back({r.session.id, r.session.user_id,
-                              r.invalidation_reason.value_or(EndReason::expired),
-                              r.invalidated_at.value_or(clock.now()), r.refresh_hash});
-      }
-      spdlog::info("restored {} live session(s) and {} recently ended", sessions.size(),
-                   tombstones.size());
-      if (auto restored = store.restore(std::move(sessions), std::move(tombstones)); !restored) {
-        throw StartError{kExitFailure, "cannot restore sessions: " + restored.error().detail};
-      }
-    }
+    std::unique_ptr<store::SessionStore> store = open_store(config, *database, clock);
 
     auto proxies = http::TrustedProxies::parse(config.server.trusted_proxies);
     if (!proxies)
@@ -234,7 +280,7 @@ int run_server(const Config& config) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     service::Workers db_workers(2);
     service::Workers hash_workers(cores);
-    service::SessionService svc(service::ServiceDeps{config, clock, random, jwt, store, *database,
+    service::SessionService svc(service::ServiceDeps{config, clock, random, jwt, *store, *database,
                                                      db_workers, hash_workers, admin_key});
     http::Metrics metrics;
     http::Api api(config, svc, metrics);

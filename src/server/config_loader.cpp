@@ -701,9 +701,10 @@ class FileLoader {
 
 Check apply_environment(Config& config, const std::map<std::string, std::string>& env) {
   for (const auto& [name, value] : env) {
-    // Not ours: the admin key is sessionctl's, the file path is main's.
+    // Not ours: the admin key is sessionctl's, the file path is main's, SESSIOND_TEST_* belong to
+    // the test suite (make test exports them to every test, sessiond included).
     if (!name.starts_with(kEnvPrefix) || name == "SESSIOND_ADMIN_KEY" ||
-        name == "SESSIOND_CONFIG") {
+        name == "SESSIOND_CONFIG" || name.starts_with("SESSIOND_TEST_")) {
       continue;
     }
     const TextValue text(value);

@@ -139,6 +139,8 @@ class SessionService {
 
   // The public signing key for /.well-known/jwks.json (none for HS256).
   std::optional<boost::json::object> public_jwk() const { return deps_.jwt.public_jwk(); }
+  // Operator warnings about the store's configuration (SPEC §7), for /readyz.
+  std::vector<std::string> store_warnings() const { return deps_.store.warnings(); }
   // A fresh value for the sessiond_csrf cookie.
   std::string new_csrf_token() const;
   // Live sessions in the store.

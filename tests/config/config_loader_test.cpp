@@ -393,8 +393,10 @@ TEST_F(ConfigLoader, EnvironmentIntegersAreDecimal) {
               StartsWith("SESSIOND_SERVER_THREADS: expected an integer"));
 }
 
-TEST_F(ConfigLoader, AdminKeyAndConfigVariablesAreIgnored) {
-  auto config = load_env({{"SESSIOND_ADMIN_KEY", "secret"}, {"SESSIOND_CONFIG", "/etc/x.toml"}});
+TEST_F(ConfigLoader, AdminKeyConfigAndTestVariablesAreIgnored) {
+  auto config = load_env({{"SESSIOND_ADMIN_KEY", "secret"},
+                          {"SESSIOND_CONFIG", "/etc/x.toml"},
+                          {"SESSIOND_TEST_REDIS_URL", "redis://127.0.0.1:1"}});
   ASSERT_TRUE(config) << config.error().detail;
   expect_same_config(*config, Config{});
 }

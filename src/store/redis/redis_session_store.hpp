@@ -1,0 +1,78 @@
+// The shared SessionStore (store.url = "redis://..."): any number of sessiond nodes on one Redis 7
+// behave like one embedded store. Each operation on a user's sessions is one Lua script call on
+// that user's hash slot (atomic, one round trip, Redis Cluster-safe); docs/deployment.md shows
+// the key layout.
+//
+// Beyond the SessionStore contract:
+// - rotate_refresh finds the token's keys through RotateRequest::user (refresh tokens name their
+//   user); a request with user 0, or naming another user than the token's, answers `unknown`.
+// - A session found past its deadline on the request path is ended there and reported by a later
+//   collect_expired call (exactly once, whichever node collects).
+// - collect_activity reports the touches made through this object (this node) only: each node
+//   reports what it saw, at no Redis cost on the verify path.
+// - live_count counts the sessions scheduled in `<p>:exp`: live ones, and ones past their
+//   deadline that collect_expired has not ended yet (like the memory store).
+// - Errors: store_unavailable when Redis cannot be reached or cannot serve (loading, out of
+//   memory, read only); internal for a reply this code does not expect. Nothing is granted
+//   without Redis's answer.
+// All member functions may be called concurrently, from any io_context.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/redis/redis_client.hpp"
+#include "store/session_store.hpp"
+
+namespace sessiond::store {
+
+struct RedisStoreOptions {
+  std::string prefix = "sd";                      // every key starts with "<prefix>:"
+  Duration tombstone_ttl{std::chrono::hours{1}};  // at least tokens.access_ttl
+};
+
+class RedisSessionStore final : public SessionStore {
+ public:
+  RedisSessionStore(std::shared_ptr<redis::RedisClient> client, RedisStoreOptions options = {});
+  ~RedisSessionStore() override;
+
+  Task<CreateOutcome> create(CreateRequest request) override;
+  Task<Lookup> validate_and_touch(UserId user, SessionId id, TimePoint now,
+                                  std::string ip) override;
+  Task<RotateOutcome> rotate_refresh(RotateRequest request) override;
+  Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason,
+                                      TimePoint now) override;
+  Task<std::vector<Session>> revoke_all(UserId user, std::optional<SessionId> keep,
+                                        EndReason reason, TimePoint now) override;
+  Task<std::vector<Session>> list(UserId user, TimePoint now) override;
+  Task<std::optional<UserId>> owner_of(SessionId id, TimePoint now) override;
+  Task<std::vector<Session>> collect_expired(TimePoint now, std::size_t max) override;
+  Task<std::vector<ActivityChange>> collect_activity(std::size_t max) override;
+  Task<std::size_t> live_count() override;
+  // PING; the first answered ping also runs check_configuration() when it has not run yet.
+  Task<void> ping() override;
+  // Writes each session (without the limit) and tombstone through the scripts. The TTLs of a
+  // restored item are counted from its own last_activity / ended_at (restore takes no `now`).
+  // Runs on a private io_context: never call it from an io_context thread.
+  Result<void> restore(std::vector<RestoredSession> sessions,
+                       std::vector<RestoredTombstone> tombstones) override;
+
+  // The warnings of the latest check_configuration() (empty before the first).
+  std::vector<std::string> warnings() const override;
+
+  // Reads maxmemory-policy and the persistence settings (SPEC §7) and keeps the warnings for
+  // warnings(); returns them. Error: store_unavailable.
+  Task<std::vector<std::string>> check_configuration();
+
+  // The same check on any client: a warning when maxmemory-policy is not noeviction, when
+  // neither AOF nor RDB is on, or when CONFIG GET is refused (managed Redis). Error:
+  // store_unavailable.
+  static Task<std::vector<std::string>> check_configuration(redis::RedisClient& client);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sessiond::store

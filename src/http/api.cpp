@@ -225,6 +225,7 @@ void Api::add_routes() {
           c.database_errors.load());
     gauge("sessiond_audit_backlog", "Database writes waiting to be retried.", "gauge",
           svc.pending_writes());
+    extra += svc.store_metrics();
     Response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.render(extra);

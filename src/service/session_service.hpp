@@ -141,6 +141,7 @@ class SessionService {
   std::optional<boost::json::object> public_jwk() const { return deps_.jwt.public_jwk(); }
   // Operator warnings about the store's configuration (SPEC §7), for /readyz.
   std::vector<std::string> store_warnings() const { return deps_.store.warnings(); }
+  std::string store_metrics() const { return deps_.store.metrics_text(); }
   // A fresh value for the sessiond_csrf cookie.
   std::string new_csrf_token() const;
   // Live sessions in the store.

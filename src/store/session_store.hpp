@@ -157,6 +157,9 @@ class SessionStore {
   // Configuration problems of the backing service found at start (for the log and /readyz), e.g.
   // a Redis that may evict keys or persists nothing. Empty when there is nothing to say.
   virtual std::vector<std::string> warnings() const { return {}; }
+
+  // Store-specific Prometheus series (complete "# HELP/# TYPE/value" lines), for /metrics.
+  virtual std::string metrics_text() const { return {}; }
 };
 
 }  // namespace sessiond::store

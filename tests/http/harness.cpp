@@ -91,7 +91,10 @@ std::string HttpResponse::set_cookie(std::string_view cookie_name) const {
 
 // ---- SessiondProcess ----
 
-SessiondProcess::SessiondProcess(std::string extra_toml) {
+SessiondProcess::SessiondProcess(std::string extra_toml)
+    : SessiondProcess(SessiondOptions{.extra_toml = std::move(extra_toml)}) {}
+
+SessiondProcess::SessiondProcess(SessiondOptions options) {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern =
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/sessiond-http-XXXXXX";
@@ -101,9 +104,11 @@ SessiondProcess::SessiondProcess(std::string extra_toml) {
   dir_ = pattern;
   config_file_ = dir_ + "/sessiond.toml";
   log_file_ = dir_ + "/sessiond.log";
+  admin_key_file_ =
+      options.admin_key_file.empty() ? dir_ + "/admin.key" : std::move(options.admin_key_file);
   {
     std::ofstream out(config_file_);
-    out << "data_dir = \"" << dir_ << "\"\n\n" << extra_toml << "\n";
+    out << "data_dir = \"" << dir_ << "\"\n\n" << options.extra_toml << "\n";
   }
   start();
 }
@@ -208,9 +213,9 @@ void SessiondProcess::start() {
     }
     std::this_thread::sleep_for(10ms);
   }
-  std::ifstream key(dir_ + "/admin.key");
+  std::ifstream key(admin_key_file_);
   if (!std::getline(key, admin_key_) || admin_key_.empty()) {
-    ADD_FAILURE() << "no admin key in " << dir_ << "/admin.key";
+    ADD_FAILURE() << "no admin key in " << admin_key_file_;
     throw std::runtime_error("no admin key");
   }
 }

@@ -94,6 +94,15 @@ struct ExitStatus {
   int signal = 0;  // killed by this signal
 };
 
+// Options of a SessiondProcess beyond its configuration text.
+struct SessiondOptions {
+  // Appended to the configuration after `data_dir`.
+  std::string extra_toml;
+  // The file the admin key is read from once the server has started; empty = <data dir>/admin.key.
+  // Set it when `extra_toml` points [admin] api_key_file at another node's file.
+  std::string admin_key_file;
+};
+
 // One sessiond process. The constructor creates the temporary data directory, writes the
 // configuration (data_dir, then `extra_toml`) and starts the server; the destructor stops it
 // (SIGTERM, then SIGKILL), fails the test when its log holds a sanitizer report, and removes the
@@ -101,6 +110,7 @@ struct ExitStatus {
 class SessiondProcess {
  public:
   explicit SessiondProcess(std::string extra_toml = {});
+  explicit SessiondProcess(SessiondOptions options);
   ~SessiondProcess();
   SessiondProcess(const SessiondProcess&) = delete;
   SessiondProcess& operator=(const SessiondProcess&) = delete;
@@ -128,6 +138,7 @@ class SessiondProcess {
   std::string dir_;
   std::string config_file_;
   std::string log_file_;
+  std::string admin_key_file_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
   std::string admin_key_;

@@ -725,6 +725,17 @@ Result<void> RedisSessionStore::restore(std::vector<RestoredSession> sessions,
   return std::move(*result);
 }
 
+std::string RedisSessionStore::metrics_text() const {
+  return "# HELP sessiond_redis_commands_written_total Redis commands sent.\n"
+         "# TYPE sessiond_redis_commands_written_total counter\n"
+         "sessiond_redis_commands_written_total " +
+         std::to_string(impl_->client->commands_written()) +
+         "\n# HELP sessiond_redis_writes_total Socket writes that carried them.\n"
+         "# TYPE sessiond_redis_writes_total counter\n"
+         "sessiond_redis_writes_total " +
+         std::to_string(impl_->client->writes()) + "\n";
+}
+
 std::vector<std::string> RedisSessionStore::warnings() const {
   std::lock_guard lock(impl_->mu);
   return impl_->warnings;

@@ -60,6 +60,9 @@ class RedisSessionStore final : public SessionStore {
 
   // The warnings of the latest check_configuration() (empty before the first).
   std::vector<std::string> warnings() const override;
+  // sessiond_redis_commands_written_total and sessiond_redis_writes_total: their ratio is how many
+  // commands each socket write carried (pipelining).
+  std::string metrics_text() const override;
 
   // Reads maxmemory-policy and the persistence settings (SPEC §7) and keeps the warnings for
   // warnings(); returns them. Error: store_unavailable.

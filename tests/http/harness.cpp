@@ -92,7 +92,7 @@ std::string HttpResponse::set_cookie(std::string_view cookie_name) const {
 // ---- SessiondProcess ----
 
 SessiondProcess::SessiondProcess(std::string extra_toml)
-    : SessiondProcess(SessiondOptions{.extra_toml = std::move(extra_toml)}) {}
+    : SessiondProcess(SessiondOptions{.extra_toml = std::move(extra_toml), .admin_key_file = {}}) {}
 
 SessiondProcess::SessiondProcess(SessiondOptions options) {
   const char* tmp = std::getenv("TMPDIR");

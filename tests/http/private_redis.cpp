@@ -123,10 +123,18 @@ void PrivateRedis::stop(int signal) {
 
 void PrivateRedis::start() {
   if (pid_ > 0) throw std::logic_error("redis-server already running");
-  std::vector<std::string> args{server_binary(), "--port",      std::to_string(port_),
-                                "--bind",        "127.0.0.1",   "--save",
-                                "",              "--daemonize", "no",
-                                "--dir",         dir_,          "--logfile",
+  std::vector<std::string> args{server_binary(),
+                                "--port",
+                                std::to_string(port_),
+                                "--bind",
+                                "127.0.0.1",
+                                "--save",
+                                "",
+                                "--daemonize",
+                                "no",
+                                "--dir",
+                                dir_,
+                                "--logfile",
                                 dir_ + "/redis.log"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;

@@ -138,6 +138,8 @@ class SessionServiceTest : public ::testing::Test {
     return events ? events->size() : 0;
   }
 
+  // First, so it is destroyed last: worker threads finish handing results back to it before it goes.
+  asio::io_context io_;
   Config config_;
   FakeClock clock_;
   SodiumRandom random_;
@@ -147,7 +149,6 @@ class SessionServiceTest : public ::testing::Test {
   Workers db_workers_{1};
   Workers hash_workers_{1};
   std::unique_ptr<SessionService> service_;
-  asio::io_context io_;
 };
 
 TEST_F(SessionServiceTest, SignInIsWrittenThroughWithItsEvent) {

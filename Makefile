@@ -24,8 +24,10 @@ $(ASAN_BUILD)/CMakeCache.txt:
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Starts sessiond on its embedded defaults (127.0.0.1:8080, data in ./sessiond-data).
-run: build
+# Starts sessiond on its embedded defaults (127.0.0.1:8080, data in ./sessiond-data). Builds only
+# the server, not the tests.
+run: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target sessiond
 	./$(BUILD)/sessiond
 
 test: deps

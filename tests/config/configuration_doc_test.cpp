@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "server/config_loader.hpp"
+#include "support/temp_dir.hpp"
 
 namespace sessiond::server {
 
@@ -24,31 +25,7 @@ namespace {
 using testing::HasSubstr;
 using testing::Not;
 
-// A directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "sessiond-config-doc-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test_support::TempDir;
 
 // tests/config/<this file> -> docs/configuration.md
 std::filesystem::path doc_path() {

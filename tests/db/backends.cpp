@@ -3,9 +3,11 @@
 
 #include "database_contract.hpp"
 #include "db/sqlite/sqlite_database.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace sessiond::db::testing {
+
+using test_support::TempDir;
 namespace {
 
 // A database file in a fresh temporary directory, removed with it.

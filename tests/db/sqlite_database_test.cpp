@@ -8,9 +8,11 @@
 
 #include "db/migrations.hpp"
 #include "db/sqlite/detail/connection.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace sessiond::db::testing {
+
+using test_support::TempDir;
 namespace {
 
 const TimePoint kT0 = *parse_rfc3339("2026-11-22T10:00:00.123Z");

@@ -2,43 +2,58 @@
 
 #include <string>
 
-// Keys of one user (prefix P = "<p>:{u<id>}:"):
-//   P s:<sid>    the session: a MessagePack array (cmsgpack; one string value, because a hash
-//                with a user agent or a sealed successor over 64 bytes leaves Redis's compact
-//                listpack encoding and takes 2-3 times the memory). Positions: see R below.
-//                Live: the Session fields, the current refresh hash (hex) and, for the latest
-//                rotation within its grace, its predecessor, successor, sealed successor, time and
-//                grace end. Ended (a tombstone): reason and end time; `ep` while an expiry found on
-//                the request path waits for collect_expired to report it (the session fields
-//                stay until then; otherwise they are dropped).
-//   P idx        sorted set of live session ids, scored by created_at.
-//   P rt:<hex>   "<sid>|<expires ms>|<predecessor hex>": one refresh hash, current or rotated out
-//                (kept for reuse detection); the predecessors chain them newest to oldest.
-// TTLs are relative to the request's `now` (PX / PEXPIRE, never PEXPIREAT): the times are the
-// caller's clock, and a node's clock never makes Redis drop a key early.
+// Layout (p = the configured prefix, "sd" by default). Memory per session is what decides it:
+// every Redis key costs ~100 bytes before its name and value, so a user's things share one hash.
+//
+//   p:{u<id>}   hash, the user's sessions. Fields (S = the 16 bytes of a session id, T = the first
+//               16 bytes of a refresh token's SHA-256):
+//     s<S>      the session: a MessagePack array (cmsgpack), positions in R below. Live: the
+//               Session fields, the current refresh hash T and, for the latest rotation within
+//               its grace, its predecessor T, the successor's full hash, the sealed successor,
+//               the time and the grace end. Ended (a tombstone): reason, end time and the refresh
+//               hash chain's head; `ep` while an expiry found on the request path waits for
+//               collect_expired to report it (the Session fields stay until then).
+//     r<T>      one refresh hash, current or rotated out (kept for reuse detection): S, then its
+//               expiry (Unix ms in 9 base-36 digits), then the T of its predecessor ('' for the
+//               first): the chain from a session's current hash back to its first.
+//     i         the S of every live session, concatenated.
+//     t         the S of every tombstone, concatenated (for their removal).
+//               TTL: at least until the end of everything it holds (absolute end of its
+//               sessions plus the tombstone lifetime); collect_expired removes what ended
+//               earlier, and the whole key once the user has no session or tombstone left.
+//   p:exp       sorted set of user ids, scored by when collect_expired should look at the user
+//               next: the earliest deadline of a live session, the end of a tombstone, or now for
+//               an expiry waiting to be reported.
+//   p:own:<xxx> hash S -> user id of every live session, for owner_of; 4096 of them, by the first
+//               12 bits of S (three hex digits), so that each stays a small listpack (~25 bytes
+//               a session instead of ~70 in one big hash).
+//   p:live      the number of live sessions (created and not ended yet), for live_count.
+// These carry the TTL of the longest session they were written for; p:exp and p:own:* empty out
+// as sessions end (Redis deletes an empty key). The scripts touch them with the user's hash, so
+// the layout needs a single Redis (or a Redis Cluster with every key in one slot).
 //
 // Lua numbers are doubles: Unix ms are exact integers in them; cmsgpack stores them as integers,
 // and string.format('%d') writes them as text (tostring would give "1.8e+12").
 //
-// To read a session by hand:
-//   redis-cli EVAL "return cjson.encode(cmsgpack.unpack(redis.call('GET', KEYS[1])))" 1 <key>
+// To read a session by hand (the field name is binary: use the hex of the session id):
+//   redis-cli EVAL "return cjson.encode(cmsgpack.unpack(redis.call('HGET', KEYS[1], 's' ..
+//   ARGV[1]:gsub('..', function(h) return string.char(tonumber(h, 16)) end))))" 1 'sd:{u42}' <hex>
 
 namespace sessiond::store::redis {
 namespace {
 
 constexpr const char* kPrelude = R"lua(
-local P = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local TTL = tonumber(ARGV[3])
-local IDX = P .. 'idx'
--- Positions in a session record. 1-11 are what session_reply returns.
+local H, EXP, LIVE = KEYS[1], KEYS[2], KEYS[3]
+local P = string.sub(EXP, 1, -4)
+local NOW = tonumber(ARGV[1])
+local TTL = tonumber(ARGV[2])
+local UID = ARGV[3]
+-- Positions in a session record. 1-11 are the Session fields (li: false when it equals ip).
 local R = {r = 1, a = 2, m = 3, d = 4, ip = 5, li = 6, ua = 7, c = 8, la = 9, ax = 10, it = 11,
            rt = 12, gp = 13, gs = 14, gb = 15, gr = 16, gu = 17, e = 18, ea = 19, ep = 20}
 local SIZE = 20
 
 local function ms(n) return string.format('%d', n) end
-local function skey(sid) return P .. 's:' .. sid end
-local function rkey(hex) return P .. 'rt:' .. hex end
 
 -- Absent positions hold false: a nil would make cmsgpack write a map instead of an array.
 local function blank()
@@ -47,121 +62,148 @@ local function blank()
   return rec
 end
 
--- nil when there is no such key; else the record (rec[R.e] set once the session ended).
-local function read(k)
-  local v = redis.call('GET', k)
+-- The record and its packed form, or nil when there is no such session.
+local function read(sid)
+  local v = redis.call('HGET', H, 's' .. sid)
   if not v then return nil end
-  return cmsgpack.unpack(v)
+  return cmsgpack.unpack(v), v
 end
 
--- life: ms from NOW; nil keeps the key's TTL.
-local function write(k, rec, life)
-  if life then
-    redis.call('SET', k, cmsgpack.pack(rec), 'PX', ms(math.max(life, 1)))
-  else
-    redis.call('SET', k, cmsgpack.pack(rec), 'KEEPTTL')
-  end
+-- Returns the packed record.
+local function write(sid, rec)
+  local v = cmsgpack.pack(rec)
+  redis.call('HSET', H, 's' .. sid, v)
+  return v
 end
 
 local function deadline(rec) return math.min(rec[R.la] + rec[R.it], rec[R.ax]) end
+local function last_ip(rec) return rec[R.li] or rec[R.ip] end
 
--- The session as the C++ side decodes it: {sid, r, a, m, d, ip, li, ua, c, la, ax, it}.
-local function session_reply(sid, rec)
-  local v = {sid}
-  for i = 1, 11 do v[i + 1] = rec[i] end
-  return v
+-- The key lives at least until t (Unix ms).
+local function keep_until(key, t)
+  local life = math.max(t - NOW, 1)
+  if redis.call('PTTL', key) < life then redis.call('PEXPIRE', key, ms(life)) end
+end
+
+-- collect_expired looks at the user at t at the latest.
+local function schedule(t) redis.call('ZADD', EXP, 'LT', ms(t), UID) end
+
+-- Session id lists (fields i and t): 16 bytes each.
+local function ids(field)
+  local v = redis.call('HGET', H, field)
+  local out = {}
+  if v then
+    for i = 1, #v, 16 do out[#out + 1] = string.sub(v, i, i + 15) end
+  end
+  return out
+end
+local function add_id(field, sid)
+  redis.call('HSET', H, field, (redis.call('HGET', H, field) or '') .. sid)
+end
+local function remove_id(field, sid)
+  local kept = {}
+  for _, other in ipairs(ids(field)) do
+    if other ~= sid then kept[#kept + 1] = other end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', H, field)
+  else
+    redis.call('HSET', H, field, table.concat(kept))
+  end
+end
+
+-- The owner bucket of a session id: its first 12 bits.
+local function own_key(sid)
+  return P .. 'own:' .. string.format('%03x', string.byte(sid, 1) * 16 +
+                                               math.floor(string.byte(sid, 2) / 16))
+end
+
+-- A refresh entry: session id, expiry (Unix ms in 9 base-36 digits), predecessor.
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function refresh_entry(sid, expires, predecessor)
+  local text = ''
+  for _ = 1, 9 do
+    local d = expires % 36
+    text = string.sub(DIGITS, d + 1, d + 1) .. text
+    expires = (expires - d) / 36
+  end
+  return sid .. text .. predecessor
+end
+local function parse_refresh(v)
+  return string.sub(v, 1, 16), tonumber(string.sub(v, 17, 25), 36), string.sub(v, 26)
 end
 
 -- A tombstone answers its reason for TTL after the end, then nothing.
 local function tombstone_reason(rec)
-  if rec[R.ea] and NOW < rec[R.ea] + TTL then return rec[R.e] end
+  if NOW < rec[R.ea] + TTL then return rec[R.e] end
   return nil
 end
 
--- The session ended at NOW: every refresh hash of its chain answers `ended` as long as its
--- tombstone does (one that expired earlier keeps its own, shorter, life).
-local function retire_chain(hex)
-  while hex and hex ~= '' do
-    local key = rkey(hex)
-    local v = redis.call('GET', key)
-    if not v then return end
-    local x, prev = string.match(v, '^[^|]*|(%d+)|(%x*)$')
-    if not x then return end
-    local left = math.min(tonumber(x), NOW) - NOW + TTL
-    if left > 0 then
-      redis.call('PEXPIRE', key, ms(left))
-    else
-      redis.call('DEL', key)
-    end
-    hex = prev
-  end
-end
-
--- Turns the live session `rec` in k into a tombstone. `pending`: an expiry found outside
+-- Turns the live session `rec` into a tombstone. `pending`: an expiry found outside
 -- collect_expired, which keeps the fields so that collect_expired can report it once.
-local function end_session(sid, k, rec, reason, pending)
+local function end_session(sid, rec, reason, pending)
   local t = blank()
   if pending then
     for i = 1, 11 do t[i] = rec[i] end
     t[R.ep] = 1
   end
-  t[R.e] = reason
-  t[R.ea] = NOW
-  write(k, t, TTL)
-  redis.call('ZREM', IDX, sid)
-  if rec[R.rt] then retire_chain(rec[R.rt]) end
+  t[R.e], t[R.ea], t[R.rt] = reason, NOW, rec[R.rt]
+  write(sid, t)
+  remove_id('i', sid)
+  add_id('t', sid)
+  redis.call('HDEL', own_key(sid), sid)
+  if redis.call('EXISTS', LIVE) == 1 then redis.call('DECR', LIVE) end
+  keep_until(H, NOW + TTL)
+  if pending then schedule(NOW) else schedule(NOW + TTL) end
 end
 
 -- Moves last_activity (when it moved at least a second) and last_ip, drops a grace that is over,
 -- and writes the record when anything changed (`dirty`: the caller changed it too). Returns 1
--- when the activity changed (for collect_activity).
-local function touch(k, rec, ip, dirty)
-  local changed, moved = 0, false
+-- when the activity changed (for collect_activity), and the packed record.
+local function touch(sid, rec, packed, ip, dirty)
+  local changed = 0
   if NOW - rec[R.la] >= 1000 then
     rec[R.la] = NOW
-    changed, moved = 1, true
+    changed = 1
   end
-  if ip ~= '' and rec[R.li] ~= ip then
-    rec[R.li] = ip
+  if ip ~= '' and last_ip(rec) ~= ip then
+    if ip == rec[R.ip] then rec[R.li] = false else rec[R.li] = ip end
     changed = 1
   end
   if rec[R.gu] and NOW >= rec[R.gu] then
     for i = R.gp, R.gu do rec[i] = false end
     dirty = true
   end
-  if moved then
-    write(k, rec, deadline(rec) - NOW + TTL)
-  elseif changed == 1 or dirty then
-    write(k, rec, nil)
-  end
-  return changed
+  if changed == 1 or dirty then packed = write(sid, rec) end
+  return changed, packed
 end
 )lua";
 
-// KEYS[1] = P idx, KEYS[2] = P s:<sid>. ARGV[4] sid, [5] max sessions (0: no limit, for
-// restore), [6] on_limit, [7] refresh hash ('' for none), [8] its expiry, [9..19] the fields
-// r a m d ip li ua c la ax it. NOW is the creation time.
-// Reply: {0, expired sids} when denied; {1, expired sids, evicted sessions}. Expired sids are
-// sessions found past their deadline and ended (reported later by collect_expired).
+// ARGV[4] sid, [5] max sessions (0: no limit, for restore), [6] on_limit, [7] refresh hash (''
+// for none), [8] its expiry, [9..19] the fields r a m d ip li ua c la ax it. NOW is the creation
+// time. Reply: {0, expired sids} when denied; {1, expired sids, evicted {sid, record} pairs
+// flattened}. Expired sids are sessions found past their deadline and ended (reported later by
+// collect_expired).
 constexpr const char* kCreate = R"lua(
 local sid, max, policy, rt = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local k = KEYS[2]
-if redis.call('EXISTS', k) == 1 then return redis.error_reply('ERR duplicate session id') end
-if rt ~= '' and redis.call('EXISTS', rkey(rt)) == 1 then
+local own = own_key(sid)
+if redis.call('HEXISTS', H, 's' .. sid) == 1 or redis.call('HEXISTS', own, sid) == 1 then
+  return redis.error_reply('ERR duplicate session id')
+end
+if rt ~= '' and redis.call('HEXISTS', H, 'r' .. rt) == 1 then
   return redis.error_reply('ERR duplicate refresh-token hash')
 end
 local expired, live = {}, {}
 if max > 0 then
-  for _, other in ipairs(redis.call('ZRANGE', IDX, 0, -1)) do
-    local ok = skey(other)
-    local rec = read(ok)
+  for _, other in ipairs(ids('i')) do
+    local rec, v = read(other)
     if not rec or rec[R.e] then
-      redis.call('ZREM', IDX, other)
+      remove_id('i', other)
     elseif NOW >= deadline(rec) then
-      end_session(other, ok, rec, 'expired', true)
+      end_session(other, rec, 'expired', true)
       expired[#expired + 1] = other
     else
-      live[#live + 1] = {other, rec}
+      live[#live + 1] = {other, rec, v}
     end
   end
   if policy == 'deny' and #live >= max then return {0, expired} end
@@ -175,29 +217,35 @@ while max > 0 and #live >= max do
     if live[i][2][order] < live[vi][2][order] then vi = i end
   end
   local victim = table.remove(live, vi)
-  evicted[#evicted + 1] = session_reply(victim[1], victim[2])
-  end_session(victim[1], skey(victim[1]), victim[2], 'max_sessions_exceeded', false)
+  evicted[#evicted + 1] = victim[1]
+  evicted[#evicted + 1] = victim[3]
+  end_session(victim[1], victim[2], 'max_sessions_exceeded', false)
 end
 local rec = blank()
 for i = 1, 7 do rec[i] = ARGV[8 + i] end
 for i = 8, 11 do rec[i] = tonumber(ARGV[8 + i]) end
-if rt ~= '' then rec[R.rt] = rt end
-write(k, rec, deadline(rec) - NOW + TTL)
-redis.call('ZADD', IDX, ARGV[16], sid)
-local idx_life = math.max(rec[R.ax] - NOW, 1)
-if redis.call('PTTL', IDX) < idx_life then redis.call('PEXPIRE', IDX, ms(idx_life)) end
+if rec[R.li] == rec[R.ip] then rec[R.li] = false end
 if rt ~= '' then
-  local life = math.max(tonumber(ARGV[8]) - NOW + TTL, 1)
-  redis.call('SET', rkey(rt), sid .. '|' .. ARGV[8] .. '|', 'PX', ms(life))
+  rec[R.rt] = rt
+  redis.call('HSET', H, 'r' .. rt, refresh_entry(sid, tonumber(ARGV[8]), ''))
 end
+write(sid, rec)
+add_id('i', sid)
+redis.call('HSET', own, sid, UID)
+redis.call('INCR', LIVE)
+keep_until(H, rec[R.ax] + TTL)
+keep_until(own, rec[R.ax])
+keep_until(LIVE, rec[R.ax] + TTL)
+schedule(deadline(rec))
+keep_until(EXP, rec[R.ax] + TTL)
 return {1, expired, evicted}
 )lua";
 
-// KEYS[1] = P s:<sid>. ARGV[4] sid, [5] ip.
-// Reply: {0} unknown; {1, reason} ended; {2} ended now as expired; {3, session, changed}.
+// ARGV[4] sid, [5] ip.
+// Reply: {0} unknown; {1, reason} ended; {2} ended now as expired; {3, record, changed}.
 constexpr const char* kValidate = R"lua(
-local k, sid = KEYS[1], ARGV[4]
-local rec = read(k)
+local sid = ARGV[4]
+local rec, packed = read(sid)
 if not rec then return {0} end
 if rec[R.e] then
   local reason = tombstone_reason(rec)
@@ -205,143 +253,193 @@ if rec[R.e] then
   return {0}
 end
 if NOW >= deadline(rec) then
-  end_session(sid, k, rec, 'expired', true)
+  end_session(sid, rec, 'expired', true)
   return {2}
 end
-local changed = touch(k, rec, ARGV[5], false)
-return {3, session_reply(sid, rec), changed}
+local changed
+changed, packed = touch(sid, rec, packed, ARGV[5], false)
+return {3, packed, changed}
 )lua";
 
-// KEYS[1] = P rt:<presented>, KEYS[2] = P rt:<successor>. ARGV[4] presented hex, [5] successor
-// hex, [6] sealed successor, [7] successor expiry, [8] grace (ms), [9] ip.
+// ARGV[4] presented T, [5] successor T, [6] successor's full hash, [7] sealed successor,
+// [8] successor expiry, [9] grace (ms), [10] ip.
 // Reply: {0} unknown; {1, reason} ended; {2, sid} ended now as expired;
-// {3, session, changed} rotated; {4, session, changed, successor hex, sealed, rotated_at} grace;
-// {5, session} reuse (the session was ended).
+// {3, sid, record, changed} rotated; {4, sid, record, changed, successor hash, sealed,
+// rotated_at} grace; {5, sid, record} reuse (the session was ended).
 constexpr const char* kRotate = R"lua(
-local v = redis.call('GET', KEYS[1])
-if not v then return {0} end
-local sid, x = string.match(v, '^([^|]+)|(%d+)|')
-if not sid then return redis.error_reply('ERR malformed refresh entry') end
-local k = skey(sid)
-local rec = read(k)
-if not rec then return {0} end
+local presented, successor, grace = ARGV[4], ARGV[5], tonumber(ARGV[9])
+local entry = redis.call('HGET', H, 'r' .. presented)
+if not entry then return {0} end
+local sid, x = parse_refresh(entry)
+local rec, packed = read(sid)
+if not rec or not x then return {0} end
 if rec[R.e] then
-  local reason = tombstone_reason(rec)
-  if reason then return {1, reason} end
-  return {0}
+  -- Each hash of an ended session answers as long as the tombstone does, or less when the
+  -- token expired before the session ended.
+  if NOW >= math.min(x, rec[R.ea]) + TTL then return {0} end
+  return {1, rec[R.e]}
 end
 if NOW >= deadline(rec) then
-  end_session(sid, k, rec, 'expired', true)
+  end_session(sid, rec, 'expired', true)
   return {2, sid}
 end
-if NOW >= tonumber(x) then return {0} end
-local presented, successor, grace = ARGV[4], ARGV[5], tonumber(ARGV[8])
+if NOW >= x then return {0} end
+local changed
 if rec[R.rt] == presented then
-  if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('HEXISTS', H, 'r' .. successor) == 1 then
     return redis.error_reply('ERR duplicate refresh-token hash')
   end
-  local life = math.max(tonumber(ARGV[7]) - NOW + TTL, 1)
-  redis.call('SET', KEYS[2], sid .. '|' .. ARGV[7] .. '|' .. presented, 'PX', ms(life))
+  redis.call('HSET', H, 'r' .. successor, refresh_entry(sid, tonumber(ARGV[8]), presented))
   rec[R.rt] = successor
-  rec[R.gp], rec[R.gs], rec[R.gb] = presented, successor, ARGV[6]
+  rec[R.gp], rec[R.gs], rec[R.gb] = presented, ARGV[6], ARGV[7]
   rec[R.gr], rec[R.gu] = NOW, NOW + grace
-  local changed = touch(k, rec, ARGV[9], true)
-  return {3, session_reply(sid, rec), changed}
+  changed, packed = touch(sid, rec, packed, ARGV[10], true)
+  return {3, sid, packed, changed}
 end
 if rec[R.gp] == presented and NOW - rec[R.gr] < grace and NOW < rec[R.gu] then
-  local changed = touch(k, rec, ARGV[9], false)
-  return {4, session_reply(sid, rec), changed, rec[R.gs], rec[R.gb], ms(rec[R.gr])}
+  changed, packed = touch(sid, rec, packed, ARGV[10], false)
+  return {4, sid, packed, changed, rec[R.gs], rec[R.gb], ms(rec[R.gr])}
 end
-end_session(sid, k, rec, 'refresh_token_reuse', false)
-return {5, session_reply(sid, rec)}
+end_session(sid, rec, 'refresh_token_reuse', false)
+return {5, sid, packed}
 )lua";
 
-// KEYS[1] = P s:<sid>. ARGV[4] sid, [5] reason.
-// Reply: {0} not a live session; {1, session} ended now; {2} found past its deadline: ended as
+// ARGV[4] sid, [5] reason.
+// Reply: {0} not a live session; {1, record} ended now; {2} found past its deadline: ended as
 // expired (not by this reason).
 constexpr const char* kRevoke = R"lua(
-local k, sid = KEYS[1], ARGV[4]
-local rec = read(k)
+local sid = ARGV[4]
+local rec, packed = read(sid)
 if not rec or rec[R.e] then return {0} end
 if NOW >= deadline(rec) then
-  end_session(sid, k, rec, 'expired', true)
+  end_session(sid, rec, 'expired', true)
   return {2}
 end
-end_session(sid, k, rec, ARGV[5], false)
-return {1, session_reply(sid, rec)}
+end_session(sid, rec, ARGV[5], false)
+return {1, packed}
 )lua";
 
-// KEYS[1] = P idx. ARGV[4] reason, [5] the session id to keep ('' for none).
-// Reply: {ended sessions, expired sids}.
+// ARGV[4] reason, [5] the session id to keep ('' for none).
+// Reply: {ended {sid, record} pairs flattened, expired sids}.
 constexpr const char* kRevokeAll = R"lua(
 local ended, expired = {}, {}
-for _, sid in ipairs(redis.call('ZRANGE', IDX, 0, -1)) do
-  local k = skey(sid)
-  local rec = read(k)
+for _, sid in ipairs(ids('i')) do
+  local rec, packed = read(sid)
   if not rec or rec[R.e] then
-    redis.call('ZREM', IDX, sid)
+    remove_id('i', sid)
   elseif NOW >= deadline(rec) then
-    end_session(sid, k, rec, 'expired', true)
+    end_session(sid, rec, 'expired', true)
     expired[#expired + 1] = sid
   elseif sid ~= ARGV[5] then
-    end_session(sid, k, rec, ARGV[4], false)
-    ended[#ended + 1] = session_reply(sid, rec)
+    end_session(sid, rec, ARGV[4], false)
+    ended[#ended + 1] = sid
+    ended[#ended + 1] = packed
   end
 end
 return {ended, expired}
 )lua";
 
-// KEYS[1] = P idx. Reply: the live sessions (unordered).
+// Reply: the live sessions as {sid, record} pairs, flattened (unordered). Read only.
 constexpr const char* kList = R"lua(
 local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', IDX, 0, -1)) do
-  local rec = read(skey(sid))
-  if rec and not rec[R.e] and NOW < deadline(rec) then out[#out + 1] = session_reply(sid, rec) end
+for _, sid in ipairs(ids('i')) do
+  local rec, packed = read(sid)
+  if rec and not rec[R.e] and NOW < deadline(rec) then
+    out[#out + 1] = sid
+    out[#out + 1] = packed
+  end
 end
 return out
 )lua";
 
-// KEYS[1] = P s:<sid>. Reply: 1 when the session is alive at NOW, else 0. Read only.
-constexpr const char* kAlive = R"lua(
-local rec = read(KEYS[1])
-if rec and not rec[R.e] and NOW < deadline(rec) then return 1 end
-return 0
+// collect_expired's step for one user. ARGV[4] the most sessions to report.
+// Ends (reason expired) the live sessions past their deadline, reports the expiries found earlier
+// on the request path, removes tombstones (and their refresh hashes) whose lifetime is over, and
+// schedules the user's next look (or drops the user from p:exp, and its hash, when nothing is
+// left). Reply: the reported sessions as {sid, record} pairs, flattened.
+constexpr const char* kCollect = R"lua(
+local room = tonumber(ARGV[4])
+local out = {}
+local next_at = nil
+local function look_at(t)
+  if not next_at or t < next_at then next_at = t end
+end
+local function report(sid, packed)
+  out[#out + 1] = sid
+  out[#out + 1] = packed
+  room = room - 1
+end
+for _, sid in ipairs(ids('i')) do
+  local rec, packed = read(sid)
+  if not rec or rec[R.e] then
+    remove_id('i', sid)
+  elseif NOW < deadline(rec) then
+    look_at(deadline(rec))
+  elseif room > 0 then
+    end_session(sid, rec, 'expired', false)
+    report(sid, packed)
+  else
+    look_at(NOW)
+  end
+end
+for _, sid in ipairs(ids('t')) do
+  local rec = read(sid)
+  if rec and rec[R.ep] then
+    if room > 0 then
+      local fields = blank()
+      for i = 1, 11 do fields[i] = rec[i] end
+      report(sid, cmsgpack.pack(fields))
+      for i = 1, 11 do rec[i] = false end
+      rec[R.ep] = false
+      write(sid, rec)
+    else
+      look_at(NOW)
+    end
+  end
+  if not rec then
+    remove_id('t', sid)
+  elseif not rec[R.ep] and NOW >= rec[R.ea] + TTL then
+    local hash = rec[R.rt]
+    while hash and hash ~= '' do
+      local entry = redis.call('HGET', H, 'r' .. hash)
+      redis.call('HDEL', H, 'r' .. hash)
+      if not entry then break end
+      local _, _, predecessor = parse_refresh(entry)
+      hash = predecessor
+    end
+    redis.call('HDEL', H, 's' .. sid)
+    remove_id('t', sid)
+  else
+    look_at(rec[R.ea] + TTL)
+  end
+end
+if next_at then
+  redis.call('ZADD', EXP, ms(next_at), UID)
+else
+  redis.call('ZREM', EXP, UID)
+  redis.call('DEL', H)
+end
+return out
 )lua";
 
-// KEYS[1] = P s:<sid>. ARGV[4] sid.
-// Reply: {0} nothing to report (gone, or ended otherwise); {1, session} ended now as expired;
-// {2, session} ended as expired earlier on the request path, reported now (once);
-// {3, deadline} alive: check again at its deadline.
-constexpr const char* kExpire = R"lua(
-local k, sid = KEYS[1], ARGV[4]
-local rec = read(k)
-if not rec then return {0} end
-if rec[R.e] then
-  if not rec[R.ep] then return {0} end
-  local reported = session_reply(sid, rec)
-  for i = 1, 11 do rec[i] = false end
-  rec[R.ep] = false
-  write(k, rec, nil)
-  return {2, reported}
-end
-if NOW >= deadline(rec) then
-  end_session(sid, k, rec, 'expired', false)
-  return {1, session_reply(sid, rec)}
-end
-return {3, ms(deadline(rec))}
-)lua";
-
-// KEYS[1] = P s:<sid>. ARGV[4] sid, [5] reason, [6] the session's last refresh hash ('' for
-// none). NOW is the time it ended. Reply: 1.
+// ARGV[4] sid, [5] reason, [6] the session's last refresh hash T ('' for none). NOW is the time
+// it ended. Reply: 1.
 constexpr const char* kRestoreTombstone = R"lua(
-local k, sid, rt = KEYS[1], ARGV[4], ARGV[6]
-if redis.call('EXISTS', k) == 0 then
+local sid, rt = ARGV[4], ARGV[6]
+if redis.call('HEXISTS', H, 's' .. sid) == 0 then
   local t = blank()
   t[R.e], t[R.ea] = ARGV[5], NOW
-  write(k, t, TTL)
-end
-if rt ~= '' and redis.call('EXISTS', rkey(rt)) == 0 then
-  redis.call('SET', rkey(rt), sid .. '|' .. ms(NOW) .. '|', 'PX', ms(TTL))
+  if rt ~= '' then
+    t[R.rt] = rt
+    if redis.call('HEXISTS', H, 'r' .. rt) == 0 then
+      redis.call('HSET', H, 'r' .. rt, refresh_entry(sid, NOW, ''))
+    end
+  end
+  write(sid, t)
+  add_id('t', sid)
+  keep_until(H, NOW + TTL)
+  schedule(NOW + TTL)
+  keep_until(EXP, NOW + TTL)
 end
 return 1
 )lua";
@@ -352,9 +450,9 @@ Script with_prelude(const char* body) { return make_script(std::string(kPrelude)
 
 const SessionScripts& session_scripts() {
   static const SessionScripts scripts{
-      with_prelude(kCreate), with_prelude(kValidate),  with_prelude(kRotate),
-      with_prelude(kRevoke), with_prelude(kRevokeAll), with_prelude(kList),
-      with_prelude(kAlive),  with_prelude(kExpire),    with_prelude(kRestoreTombstone),
+      with_prelude(kCreate),  with_prelude(kValidate),         with_prelude(kRotate),
+      with_prelude(kRevoke),  with_prelude(kRevokeAll),        with_prelude(kList),
+      with_prelude(kCollect), with_prelude(kRestoreTombstone),
   };
   return scripts;
 }

@@ -1,11 +1,11 @@
 // The Lua scripts of the Redis session store (private to store/redis: only
-// redis_session_store.cpp uses them). Each operation on a user's sessions is one script call on
-// the user's hash slot: atomic, one round trip, Redis Cluster-safe (every key it touches carries
-// the user's `{u<id>}` tag).
+// redis_session_store.cpp uses them). Each operation on a user's sessions is one script call:
+// atomic, one round trip.
 //
-// Every script takes ARGV[1] = the user's key prefix "<p>:{u<id>}:", ARGV[2] = now (Unix ms,
-// the request's time: never Redis TIME) and ARGV[3] = the tombstone lifetime (ms); scripts.cpp
-// documents the rest of each script's arguments and its reply beside its source.
+// Every script takes KEYS = {the user's hash "<p>:{u<id>}", "<p>:exp", "<p>:live"} and ARGV[1] =
+// now (Unix ms, the request's time: never Redis TIME), ARGV[2] = the tombstone lifetime (ms),
+// ARGV[3] = the user id; scripts.cpp documents the rest of each script's arguments and its reply
+// beside its source, and the layout at its top.
 #pragma once
 
 #include "store/redis/redis_client.hpp"
@@ -14,13 +14,12 @@ namespace sessiond::store::redis {
 
 struct SessionScripts {
   Script create;             // create-with-limit (and restore of a live session: no limit)
-  Script validate;           // validate-and-touch
+  Script validate;           // validate-and-touch, when the read-only fast path cannot answer
   Script rotate;             // refresh-token rotation: rotated / grace / reuse / ended / unknown
   Script revoke;             // end one session
   Script revoke_all;         // end every session of a user but one
   Script list;               // the user's live sessions (read only)
-  Script alive;              // is one session alive (read only; for owner_of)
-  Script expire;             // collect_expired's "end it if it is due" step
+  Script collect;            // collect_expired's step for one user: end what is due, clean up
   Script restore_tombstone;  // restore of an ended session
 };
 

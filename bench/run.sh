@@ -36,18 +36,10 @@ stop_sessiond() {
     pid=""
   fi
 }
-stop_redis() {
-  local rpid
-  rpid=$(cat "$tmp/redis/redis.pid" 2>/dev/null || true)
-  if [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; then
-    for _ in $(seq 100); do
-      kill -0 "$rpid" 2>/dev/null || break
-      sleep 0.05
-    done
-  fi
-  rm -f "$tmp/redis/redis.pid"
-}
-cleanup() { stop_sessiond; stop_redis; rm -rf "$tmp"; }
+# The private redis-server of step 5 (its files in $tmp/redis).
+# shellcheck source=scripts/private-redis.sh
+source scripts/private-redis.sh
+cleanup() { stop_sessiond; private_redis_stop "$tmp/redis"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -122,32 +114,10 @@ memory=$("./$BUILD/bench/store_memory" "$SESSIONS")
 
 # ---------------------------------------------------------------------------------------------
 # Redis store
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# True when the server answering on the port is the one whose PID is in our pidfile.
-redis_is_ours() {
-  local rpid info
-  rpid=$(cat "$tmp/redis/redis.pid" 2>/dev/null) || return 1
-  info=$(redis-cli -h 127.0.0.1 -p "$1" info server 2>/dev/null) || return 1
-  info=${info//$'\r'/}
-  [[ $'\n'$info$'\n' == *$'\n'"process_id:$rpid"$'\n'* ]]
-}
 mkdir -p "$tmp/redis"
-redis_port=""
-for _ in 1 2 3 4 5; do
-  p=$(free_port)
-  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$tmp/redis/redis.pid" --dir "$tmp/redis" --logfile "$tmp/redis/redis.log"
-  for _ in $(seq 100); do
-    if redis_is_ours "$p"; then redis_port=$p; break; fi
-    sleep 0.05
-  done
-  [ -n "$redis_port" ] && break
-  stop_redis
-done
-[ -n "$redis_port" ] || { echo "bench: redis-server did not start"; cat "$tmp/redis/redis.log"; exit 1; }
-redis_url="redis://127.0.0.1:$redis_port"
+private_redis_start "$tmp/redis" || { echo "bench: redis-server did not start"; exit 1; }
+redis_port=$PRIVATE_REDIS_PORT
+redis_url=$PRIVATE_REDIS_URL
 rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 # Prints the value of one INFO field.
 info_field() { rcli info "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
@@ -243,7 +213,7 @@ live_after=$(rcli zcard sd:exp | tr -d '\r')
 redis_bytes=$(( (mem_after - mem_before) / REDIS_SESSIONS ))
 redis_mib=$(python3 -c "print(f'{($mem_after - $mem_before) / 1048576:.1f}')")
 redis_version=$(info_field server redis_version)
-stop_redis
+private_redis_stop "$tmp/redis"
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 result="bench/results/verify-$stamp.md"

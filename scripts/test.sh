@@ -12,60 +12,33 @@ cmake --build build-asan -j"$JOBS"
 
 # A private redis-server for the Redis suites (label "redis"): a free loopback port and a temporary
 # directory, stopped by PID when this script exits, whether the tests pass or not.
-if ! command -v redis-server >/dev/null; then
-  echo "redis-server not found: run scripts/install-deps.sh (make deps)" >&2
-  exit 1
-fi
+# shellcheck source=scripts/private-redis.sh
+source scripts/private-redis.sh
 REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-test-redis.XXXXXX")
-stop_redis() {
-  local pid
-  pid=$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)
-  if [[ -n $pid ]] && kill "$pid" 2>/dev/null; then
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-  fi
-  rm -f "$REDIS_DIR/redis.pid"
+PG_DIR=""
+stop_postgres() {
+  [[ -n $PG_DIR ]] || return 0
+  private_postgres_stop "$PG_DIR" || true
+  rm -rf "$PG_DIR"
 }
-trap 'stop_redis; rm -rf "$REDIS_DIR"' EXIT
+trap 'private_redis_stop "$REDIS_DIR"; rm -rf "$REDIS_DIR"; stop_postgres' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# True when the server answering on the port is the one whose PID is in our pidfile (another
-# process may have taken the port between free_port and the bind).
-redis_is_ours() {
-  local pid info
-  pid=$(cat "$REDIS_DIR/redis.pid" 2>/dev/null) || return 1
-  info=$(redis-cli -h 127.0.0.1 -p "$1" info server 2>/dev/null) || return 1
-  info=${info//$'\r'/}
-  [[ $'\n'$info$'\n' == *$'\n'"process_id:$pid"$'\n'* ]]
-}
-start_redis() {
-  local port
-  for _ in 1 2 3 4 5; do
-    port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-      --pidfile "$REDIS_DIR/redis.pid" --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log"
-    for _ in $(seq 100); do
-      if redis_is_ours "$port"; then
-        REDIS_PORT=$port
-        return 0
-      fi
-      sleep 0.05
-    done
-    stop_redis
-  done
-  echo "could not start redis-server; its log:" >&2
-  cat "$REDIS_DIR/redis.log" >&2 || true
-  return 1
-}
-start_redis
-export SESSIOND_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+private_redis_start "$REDIS_DIR"
+export SESSIOND_TEST_REDIS_URL=$PRIVATE_REDIS_URL
 echo "== redis-server $(redis-server --version | grep -o 'v=[^ ]*') on $SESSIOND_TEST_REDIS_URL"
+
+# A private PostgreSQL 15 cluster for the PostgreSQL suites (label "postgres"): initdb in a temporary
+# directory (run as the postgres user when we are root: initdb refuses root), a free loopback port,
+# fsync off; stopped when this script exits (pg_ctl stop -m fast, then SIGKILL by PID). Each test
+# creates a database of its own in it and drops it.
+# shellcheck source=scripts/private-postgres.sh
+source scripts/private-postgres.sh
+PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-test-postgres.XXXXXX")
+private_postgres_start "$PG_DIR" >/dev/null
+export SESSIOND_TEST_DATABASE_URL=$PRIVATE_POSTGRES_URL
+echo "== $("$SESSIOND_PGBIN/postgres" --version) on $SESSIOND_TEST_DATABASE_URL"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

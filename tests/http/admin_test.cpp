@@ -12,9 +12,10 @@ namespace json = boost::json;
 
 constexpr std::string_view kPassword = "correct horse battery";
 
-class Admin : public ::testing::Test {
+class AdminTest : public ::testing::Test {
  protected:
-  explicit Admin(std::string extra_toml = {}) : server_(std::move(extra_toml)) {}
+  explicit AdminTest(Store store, std::string extra_toml = {})
+      : server_(store, std::move(extra_toml)) {}
 
   Headers admin() const { return {{"Authorization", server_.admin_auth()}}; }
   Headers admin_json() const {
@@ -32,6 +33,19 @@ class Admin : public ::testing::Test {
   SessiondProcess server_;
   HttpClient client_ = server_.client();
 };
+
+// Who may call the admin API, users and events: the database's, the same on every store.
+class Admin : public AdminTest {
+ protected:
+  explicit Admin(std::string extra_toml = {}) : AdminTest(Store::memory, std::move(extra_toml)) {}
+};
+
+// Sessions created, listed, ended and counted by the admin: on each store.
+class AdminSessions : public AdminTest, public ::testing::WithParamInterface<Store> {
+ protected:
+  AdminSessions() : AdminTest(GetParam()) {}
+};
+INSTANTIATE_TEST_SUITE_P(Stores, AdminSessions, ::testing::ValuesIn(kEachStore), store_param_name);
 
 TEST_F(Admin, RequiresTheAdminKey) {
   const std::vector<std::pair<std::string, std::string>> calls = {
@@ -163,7 +177,7 @@ TEST_F(AdminUsers, GetAndPatchUser) {
   EXPECT_EQ(login_response(client_, "liam@example.com", "a long password").status, 401);
 }
 
-TEST_F(AdminUsers, DisablingAUserEndsAllItsSessions) {
+TEST_P(AdminSessions, DisablingAUserEndsAllItsSessions) {
   const auto id = create_user(server_, {.email = "mia@example.com", .password = "a long password"});
   auto a = login(client_, "mia@example.com", "a long password");
   auto b = login(client_, "mia@example.com", "a long password");
@@ -183,7 +197,7 @@ TEST_F(AdminUsers, DisablingAUserEndsAllItsSessions) {
   EXPECT_GE(admin_post("/admin/v1/sessions", json::object{{"user_id", id}}).status, 400);
 }
 
-TEST_F(AdminUsers, ChangingTheRoleEndsAllItsSessions) {
+TEST_P(AdminSessions, ChangingTheRoleEndsAllItsSessions) {
   const auto id =
       create_user(server_, {.email = "noah@example.com", .password = "a long password"});
   auto a = login(client_, "noah@example.com", "a long password");
@@ -199,7 +213,7 @@ TEST_F(AdminUsers, ChangingTheRoleEndsAllItsSessions) {
   EXPECT_EQ(verify(client_, again.access_token).status, 200);
 }
 
-TEST_F(Admin, CreateSessionForAUser) {
+TEST_P(AdminSessions, CreateSessionForAUser) {
   const auto id = create_user(server_, {.email = "olga@example.com"});
   ASSERT_GT(id, 0);
   auto r =
@@ -231,7 +245,7 @@ TEST_F(Admin, CreateSessionForAUser) {
   EXPECT_TRUE(is_problem(admin_post("/admin/v1/sessions", json::object{}), 400, "invalid_request"));
 }
 
-TEST_F(Admin, ListAndEndAUsersSessions) {
+TEST_P(AdminSessions, ListAndEndAUsersSessions) {
   const auto id = create_user(server_, {.email = "pat@example.com"});
   const auto bystander = create_user(server_, {.email = "quinn@example.com"});
   auto a = login(client_, "pat@example.com", kPassword);
@@ -262,7 +276,7 @@ TEST_F(Admin, ListAndEndAUsersSessions) {
       1u);
 }
 
-TEST_F(Admin, EndOneSessionById) {
+TEST_P(AdminSessions, EndOneSessionById) {
   ASSERT_GT(create_user(server_, {.email = "rita@example.com"}), 0);
   auto a = login(client_, "rita@example.com", kPassword);
   auto b = login(client_, "rita@example.com", kPassword);
@@ -334,7 +348,7 @@ TEST_F(Admin, EventsAreNewestFirstAndFiltered) {
   }
 }
 
-TEST_F(Admin, StatsCountsLiveSessionsAndSignIns) {
+TEST_P(AdminSessions, StatsCountsLiveSessionsAndSignIns) {
   ASSERT_GT(create_user(server_, {.email = "uma@example.com"}), 0);
   ASSERT_GT(create_user(server_, {.email = "vic@example.com", .role = "HOTEL_EMPLOYEE"}), 0);
   login(client_, "uma@example.com", kPassword, {{"User-Agent", "curl/8.0"}});

@@ -18,7 +18,8 @@ constexpr std::string_view kPassword = "correct horse battery";
 
 class WithUser : public ::testing::Test {
  protected:
-  explicit WithUser(std::string extra_toml = {}) : server_(std::move(extra_toml)) {}
+  explicit WithUser(std::string extra_toml = {}, Store store = Store::memory)
+      : server_(store, std::move(extra_toml)) {}
   void SetUp() override {
     user_id_ =
         create_user(server_, {.email = std::string(kEmail), .password = std::string(kPassword)});
@@ -233,12 +234,14 @@ TEST_F(AccessToken, MissingOrMalformedAuthorizationAnswers401) {
   }
 }
 
-class ShortAccessTtl : public WithUser {
+// The access token expires on its own; the session, in the store, lives on.
+class ShortAccessTtl : public WithUser, public ::testing::WithParamInterface<Store> {
  protected:
-  ShortAccessTtl() : WithUser("[tokens]\naccess_ttl = \"2s\"\n") {}
+  ShortAccessTtl() : WithUser("[tokens]\naccess_ttl = \"2s\"\n", GetParam()) {}
 };
+INSTANTIATE_TEST_SUITE_P(Stores, ShortAccessTtl, ::testing::ValuesIn(kEachStore), store_param_name);
 
-TEST_F(ShortAccessTtl, AccessTokenPastExpAnswersTokenExpired) {
+TEST_P(ShortAccessTtl, AccessTokenPastExpAnswersTokenExpired) {
   auto t = login(client_, kEmail, kPassword);
   EXPECT_LE(t.body.at("expires_in").as_int64(), 2);
   ASSERT_EQ(verify(client_, t.access_token).status, 200);
@@ -260,9 +263,10 @@ TEST_F(ShortAccessTtl, AccessTokenPastExpAnswersTokenExpired) {
 
 // ---- refresh ----
 
-class Refresh : public WithUser {
+// Rotation, the grace window and reuse detection: the store's work, so on each store.
+class Refresh : public WithUser, public ::testing::WithParamInterface<Store> {
  protected:
-  Refresh() : WithUser("[tokens]\nrefresh_grace = \"1s\"\n") {}
+  Refresh() : WithUser("[tokens]\nrefresh_grace = \"1s\"\n", GetParam()) {}
 
   HttpResponse refresh(std::string_view refresh_token) {
     return post_json(client_, "/api/v1/auth/refresh",
@@ -270,7 +274,9 @@ class Refresh : public WithUser {
   }
 };
 
-TEST_F(Refresh, RotatesTheRefreshToken) {
+INSTANTIATE_TEST_SUITE_P(Stores, Refresh, ::testing::ValuesIn(kEachStore), store_param_name);
+
+TEST_P(Refresh, RotatesTheRefreshToken) {
   auto t = login(client_, kEmail, kPassword);
   auto r = refresh(t.refresh_token);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -294,7 +300,7 @@ TEST_F(Refresh, RotatesTheRefreshToken) {
       is_problem(verify(client_, str(body, "access_token")), 401, "session_revoked", "logout"));
 }
 
-TEST_F(Refresh, OldTokenWithinGraceReturnsTheSameSuccessorPair) {
+TEST_P(Refresh, OldTokenWithinGraceReturnsTheSameSuccessorPair) {
   auto t = login(client_, kEmail, kPassword);
   auto first = refresh(t.refresh_token);
   auto second = refresh(t.refresh_token);
@@ -309,7 +315,7 @@ TEST_F(Refresh, OldTokenWithinGraceReturnsTheSameSuccessorPair) {
   EXPECT_EQ(verify(client_, str(next.json(), "access_token")).status, 200);
 }
 
-TEST_F(Refresh, ReuseAfterGraceRevokesTheWholeSession) {
+TEST_P(Refresh, ReuseAfterGraceRevokesTheWholeSession) {
   auto t = login(client_, kEmail, kPassword);
   auto first = refresh(t.refresh_token);
   ASSERT_EQ(first.status, 200) << first.body;
@@ -334,7 +340,7 @@ TEST_F(Refresh, ReuseAfterGraceRevokesTheWholeSession) {
   EXPECT_EQ(str(events.json().as_array()[0], "session_id"), t.session_id);
 }
 
-TEST_F(Refresh, UnknownOrMalformedRefreshTokenAnswersTokenInvalid) {
+TEST_P(Refresh, UnknownOrMalformedRefreshTokenAnswersTokenInvalid) {
   auto t = login(client_, kEmail, kPassword);
   std::string unknown = t.refresh_token;
   unknown[5] = unknown[5] == 'A' ? 'B' : 'A';

@@ -71,9 +71,10 @@ HttpResponse cookie_login(HttpClient& c) {
                    json::object{{"email", kEmail}, {"password", kPassword}, {"use_cookies", true}});
 }
 
-class Cookies : public ::testing::Test {
+class CookieTest : public ::testing::Test {
  protected:
-  explicit Cookies(std::string extra_toml = {}) : server_(std::move(extra_toml)) {}
+  explicit CookieTest(Store store, std::string extra_toml = {})
+      : server_(store, std::move(extra_toml)) {}
   void SetUp() override {
     ASSERT_GT(
         create_user(server_, {.email = std::string(kEmail), .password = std::string(kPassword)}),
@@ -88,7 +89,21 @@ class Cookies : public ::testing::Test {
   HttpClient client_ = server_.client();
 };
 
-TEST_F(Cookies, SignInSetsSecureHttpOnlyCookiesAndNoTokensInTheBody) {
+// What the cookies look like: the HTTP layer's, the same on every store.
+class CookieAttributes : public CookieTest {
+ protected:
+  explicit CookieAttributes(std::string extra_toml = {})
+      : CookieTest(Store::memory, std::move(extra_toml)) {}
+};
+
+// Sessions used, ended and rotated by cookie: on each store.
+class Cookies : public CookieTest, public ::testing::WithParamInterface<Store> {
+ protected:
+  Cookies() : CookieTest(GetParam()) {}
+};
+INSTANTIATE_TEST_SUITE_P(Stores, Cookies, ::testing::ValuesIn(kEachStore), store_param_name);
+
+TEST_F(CookieAttributes, SignInSetsSecureHttpOnlyCookiesAndNoTokensInTheBody) {
   auto r = cookie_login(client_);
   ASSERT_EQ(r.status, 200) << r.body;
   auto body = r.json();
@@ -120,9 +135,9 @@ TEST_F(Cookies, SignInSetsSecureHttpOnlyCookiesAndNoTokensInTheBody) {
   }
 }
 
-class InsecureCookies : public Cookies {
+class InsecureCookies : public CookieAttributes {
  protected:
-  InsecureCookies() : Cookies("[server]\nsecure_cookies = false\n") {}
+  InsecureCookies() : CookieAttributes("[server]\nsecure_cookies = false\n") {}
 };
 
 TEST_F(InsecureCookies, NoSecureAttributeWhenSecureCookiesIsFalse) {
@@ -136,7 +151,7 @@ TEST_F(InsecureCookies, NoSecureAttributeWhenSecureCookiesIsFalse) {
   }
 }
 
-TEST_F(Cookies, CookieAuthenticatesSafeRequests) {
+TEST_P(Cookies, CookieAuthenticatesSafeRequests) {
   auto jar = jar_of(cookie_login(client_));
   auto verified = get("/api/v1/auth/verify", jar);
   ASSERT_EQ(verified.status, 200) << verified.body;
@@ -151,7 +166,7 @@ TEST_F(Cookies, CookieAuthenticatesSafeRequests) {
   EXPECT_TRUE(is_problem(get("/api/v1/me", forged), 401, "token_invalid"));
 }
 
-TEST_F(Cookies, UnsafeMethodsNeedTheCsrfHeader) {
+TEST_P(Cookies, UnsafeMethodsNeedTheCsrfHeader) {
   auto jar = jar_of(cookie_login(client_));
   auto other = login(client_, kEmail, kPassword);
   const std::string target = "/api/v1/sessions/" + other.session_id;
@@ -180,7 +195,7 @@ TEST_F(Cookies, UnsafeMethodsNeedTheCsrfHeader) {
   EXPECT_TRUE(is_problem(get("/api/v1/me", jar), 401, "session_revoked", "logout"));
 }
 
-TEST_F(Cookies, RefreshByCookieRotatesTheCookies) {
+TEST_P(Cookies, RefreshByCookieRotatesTheCookies) {
   auto jar = jar_of(cookie_login(client_));
   const std::string target = "/api/v1/auth/refresh";
   auto r = client_.request("POST", target,

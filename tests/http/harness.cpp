@@ -89,12 +89,31 @@ std::string HttpResponse::set_cookie(std::string_view cookie_name) const {
   return {};
 }
 
+// ---- stores ----
+
+std::string_view store_name(Store store) {
+  switch (store) {
+    case Store::memory: return "memory";
+    case Store::redis: return "redis";
+  }
+  return "unknown";
+}
+
+std::string store_param_name(const ::testing::TestParamInfo<Store>& info) {
+  return std::string(store_name(info.param));
+}
+
 // ---- SessiondProcess ----
 
 SessiondProcess::SessiondProcess(std::string extra_toml)
-    : SessiondProcess(SessiondOptions{.extra_toml = std::move(extra_toml), .admin_key_file = {}}) {}
+    : SessiondProcess(Store::memory, std::move(extra_toml)) {}
+
+SessiondProcess::SessiondProcess(Store store, std::string extra_toml)
+    : SessiondProcess(SessiondOptions{
+          .extra_toml = std::move(extra_toml), .admin_key_file = {}, .store = store}) {}
 
 SessiondProcess::SessiondProcess(SessiondOptions options) {
+  if (options.store == Store::redis) redis_ = std::make_unique<test_support::PrivateRedis>();
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern =
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/sessiond-http-XXXXXX";
@@ -152,6 +171,10 @@ HttpClient SessiondProcess::client(std::chrono::milliseconds timeout) const {
 void SessiondProcess::start() {
   std::vector<std::string> args = {SESSIOND_BINARY, "--config", config_file_, "--listen",
                                    "127.0.0.1:0"};
+  if (redis_) {
+    args.emplace_back("--store");
+    args.push_back(redis_->url());
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

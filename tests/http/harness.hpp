@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <array>
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "core/jwt.hpp"
+#include "support/private_redis.hpp"
 
 namespace sessiond::http_test {
 
@@ -94,6 +97,21 @@ struct ExitStatus {
   int signal = 0;  // killed by this signal
 };
 
+// The session store a test's sessiond runs on.
+enum class Store {
+  memory,  // the embedded default: rebuilt from SQLite when sessiond starts
+  redis,   // a redis-server of the SessiondProcess's own: the state lives there across restarts
+};
+std::string_view store_name(Store store);
+inline void PrintTo(Store store, std::ostream* os) { *os << store_name(store); }
+
+// A value-parameterised suite whose tests run once on each store:
+//   INSTANTIATE_TEST_SUITE_P(Stores, Fixture, ::testing::ValuesIn(kEachStore), store_param_name);
+// names them Stores/Fixture.Test/memory and .../redis; tests/CMakeLists.txt labels the second
+// "redis" (they need redis-server).
+inline constexpr std::array kEachStore{Store::memory, Store::redis};
+std::string store_param_name(const ::testing::TestParamInfo<Store>& info);
+
 // Options of a SessiondProcess beyond its configuration text.
 struct SessiondOptions {
   // Appended to the configuration after `data_dir`.
@@ -101,6 +119,10 @@ struct SessiondOptions {
   // The file the admin key is read from once the server has started; empty = <data dir>/admin.key.
   // Set it when `extra_toml` points [admin] api_key_file at another node's file.
   std::string admin_key_file;
+  // Store::redis: the process starts a redis-server of its own (test_support::PrivateRedis: no
+  // other sessiond or test shares its keys) before sessiond and stops it after; sessiond runs
+  // with --store <its URL> (which beats a [store] table), restarts included.
+  Store store = Store::memory;
 };
 
 // One sessiond process. The constructor creates the temporary data directory, writes the
@@ -110,6 +132,7 @@ struct SessiondOptions {
 class SessiondProcess {
  public:
   explicit SessiondProcess(std::string extra_toml = {});
+  explicit SessiondProcess(Store store, std::string extra_toml = {});
   explicit SessiondProcess(SessiondOptions options);
   ~SessiondProcess();
   SessiondProcess(const SessiondProcess&) = delete;
@@ -135,6 +158,7 @@ class SessiondProcess {
 
  private:
   void start();
+  std::unique_ptr<test_support::PrivateRedis> redis_;  // with Store::redis
   std::string dir_;
   std::string config_file_;
   std::string log_file_;

@@ -41,8 +41,15 @@ bool contains(const std::vector<std::string>& ids, const std::string& id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
-TEST(Limits, ConcurrentSignInsLeaveExactlyMaxSessionsAlive) {
-  SessiondProcess server(role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_oldest\""));
+// The limit is one atomic step in the store, and expiry is the store's deadlines: on each store.
+class Limits : public ::testing::TestWithParam<Store> {};
+INSTANTIATE_TEST_SUITE_P(Stores, Limits, ::testing::ValuesIn(kEachStore), store_param_name);
+class Expiry : public ::testing::TestWithParam<Store> {};
+INSTANTIATE_TEST_SUITE_P(Stores, Expiry, ::testing::ValuesIn(kEachStore), store_param_name);
+
+TEST_P(Limits, ConcurrentSignInsLeaveExactlyMaxSessionsAlive) {
+  SessiondProcess server(GetParam(),
+                         role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_oldest\""));
   const auto user = create_user(server, {.email = "dave@example.com", .role = "LIMITED"});
   ASSERT_GT(user, 0);
 
@@ -101,8 +108,9 @@ TEST(Limits, ConcurrentSignInsLeaveExactlyMaxSessionsAlive) {
   EXPECT_EQ(evictions.json().as_array().size(), static_cast<std::size_t>(kSignIns - 2));
 }
 
-TEST(Limits, DenyRefusesTheSignInOverTheLimit) {
-  SessiondProcess server(role_config("LIMITED", "max_sessions = 2\non_limit = \"deny\""));
+TEST_P(Limits, DenyRefusesTheSignInOverTheLimit) {
+  SessiondProcess server(GetParam(),
+                         role_config("LIMITED", "max_sessions = 2\non_limit = \"deny\""));
   const auto user = create_user(server, {.email = "erin@example.com", .role = "LIMITED"});
   ASSERT_GT(user, 0);
   auto c = server.client();
@@ -118,8 +126,9 @@ TEST(Limits, DenyRefusesTheSignInOverTheLimit) {
   EXPECT_EQ(login_response(c, "erin@example.com", kPassword).status, 200);
 }
 
-TEST(Limits, EvictOldestEndsTheFirstCreatedEvenWhenRecentlyUsed) {
-  SessiondProcess server(role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_oldest\""));
+TEST_P(Limits, EvictOldestEndsTheFirstCreatedEvenWhenRecentlyUsed) {
+  SessiondProcess server(GetParam(),
+                         role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_oldest\""));
   ASSERT_GT(create_user(server, {.email = "frank@example.com", .role = "LIMITED"}), 0);
   auto c = server.client();
   auto a = login(c, "frank@example.com", kPassword);
@@ -133,8 +142,9 @@ TEST(Limits, EvictOldestEndsTheFirstCreatedEvenWhenRecentlyUsed) {
   EXPECT_EQ(verify(c, newest.access_token).status, 200);
 }
 
-TEST(Limits, EvictLruEndsTheLeastRecentlyUsed) {
-  SessiondProcess server(role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_lru\""));
+TEST_P(Limits, EvictLruEndsTheLeastRecentlyUsed) {
+  SessiondProcess server(GetParam(),
+                         role_config("LIMITED", "max_sessions = 2\non_limit = \"evict_lru\""));
   ASSERT_GT(create_user(server, {.email = "grace@example.com", .role = "LIMITED"}), 0);
   auto c = server.client();
   auto a = login(c, "grace@example.com", kPassword);
@@ -148,9 +158,9 @@ TEST(Limits, EvictLruEndsTheLeastRecentlyUsed) {
   EXPECT_EQ(verify(c, newest.access_token).status, 200);
 }
 
-TEST(Expiry, IdleSessionExpiresWhileABusyOneStaysAlive) {
+TEST_P(Expiry, IdleSessionExpiresWhileABusyOneStaysAlive) {
   SessiondProcess server(
-      role_config("SHORT_IDLE", "idle_timeout = \"2s\"\nabsolute_timeout = \"1h\""));
+      GetParam(), role_config("SHORT_IDLE", "idle_timeout = \"2s\"\nabsolute_timeout = \"1h\""));
   const auto user = create_user(server, {.email = "heidi@example.com", .role = "SHORT_IDLE"});
   ASSERT_GT(user, 0);
   auto c = server.client();
@@ -183,9 +193,9 @@ TEST(Expiry, IdleSessionExpiresWhileABusyOneStaysAlive) {
   EXPECT_TRUE(contains(admin_session_ids(server, user), busy.session_id));
 }
 
-TEST(Expiry, AbsoluteTimeoutEndsASessionDespiteActivity) {
+TEST_P(Expiry, AbsoluteTimeoutEndsASessionDespiteActivity) {
   SessiondProcess server(
-      role_config("SHORT_LIFE", "idle_timeout = \"1h\"\nabsolute_timeout = \"3s\""));
+      GetParam(), role_config("SHORT_LIFE", "idle_timeout = \"1h\"\nabsolute_timeout = \"3s\""));
   const auto user = create_user(server, {.email = "ivan@example.com", .role = "SHORT_LIFE"});
   ASSERT_GT(user, 0);
   auto c = server.client();
@@ -215,9 +225,9 @@ TEST(Expiry, AbsoluteTimeoutEndsASessionDespiteActivity) {
   EXPECT_EQ(verify(c, t.access_token).status, 401);
 }
 
-TEST(Expiry, RefreshAfterTheAbsoluteTimeoutAnswersSessionExpired) {
+TEST_P(Expiry, RefreshAfterTheAbsoluteTimeoutAnswersSessionExpired) {
   SessiondProcess server(
-      role_config("SHORT_LIFE", "idle_timeout = \"1h\"\nabsolute_timeout = \"2s\""));
+      GetParam(), role_config("SHORT_LIFE", "idle_timeout = \"1h\"\nabsolute_timeout = \"2s\""));
   const auto user = create_user(server, {.email = "ivan@example.com", .role = "SHORT_LIFE"});
   ASSERT_GT(user, 0);
   auto c = server.client();

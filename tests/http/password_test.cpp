@@ -14,8 +14,9 @@ constexpr std::string_view kEmail = "wendy@example.com";
 constexpr std::string_view kOld = "correct horse battery";
 constexpr std::string_view kNew = "a brand new passphrase";
 
-class PasswordChange : public ::testing::Test {
+class PasswordChangeTest : public ::testing::Test {
  protected:
+  explicit PasswordChangeTest(Store store) : server_(store) {}
   void SetUp() override {
     ASSERT_GT(create_user(server_, {.email = std::string(kEmail), .password = std::string(kOld)}),
               0);
@@ -35,7 +36,20 @@ class PasswordChange : public ::testing::Test {
   Tokens other_;
 };
 
-TEST_F(PasswordChange, WrongCurrentPasswordAnswersInvalidCredentials) {
+// A refused change ends nothing. What refuses it (the password checks) is the same on every store.
+class PasswordChangeRefused : public PasswordChangeTest {
+ protected:
+  PasswordChangeRefused() : PasswordChangeTest(Store::memory) {}
+};
+
+// A change ends the other sessions in the store: on each store.
+class PasswordChange : public PasswordChangeTest, public ::testing::WithParamInterface<Store> {
+ protected:
+  PasswordChange() : PasswordChangeTest(GetParam()) {}
+};
+INSTANTIATE_TEST_SUITE_P(Stores, PasswordChange, ::testing::ValuesIn(kEachStore), store_param_name);
+
+TEST_F(PasswordChangeRefused, WrongCurrentPasswordAnswersInvalidCredentials) {
   EXPECT_TRUE(is_problem(change("not the old password", kNew), 401, "invalid_credentials"));
   EXPECT_EQ(verify(client_, current_.access_token).status, 200) << "a wrong password ends nothing";
   EXPECT_EQ(verify(client_, other_.access_token).status, 200);
@@ -43,7 +57,7 @@ TEST_F(PasswordChange, WrongCurrentPasswordAnswersInvalidCredentials) {
   EXPECT_EQ(login_response(client_, kEmail, kNew).status, 401);
 }
 
-TEST_F(PasswordChange, TooShortNewPasswordAnswers400) {
+TEST_F(PasswordChangeRefused, TooShortNewPasswordAnswers400) {
   EXPECT_TRUE(is_problem(change(kOld, "short"), 400, "invalid_request"));
   EXPECT_TRUE(is_problem(change(kOld, "ninechars"), 400, "invalid_request"));  // min_length 10
   EXPECT_TRUE(
@@ -54,7 +68,7 @@ TEST_F(PasswordChange, TooShortNewPasswordAnswers400) {
   EXPECT_EQ(login_response(client_, kEmail, kOld).status, 200);
 }
 
-TEST_F(PasswordChange, SuccessEndsOtherSessionsAndKeepsTheCurrent) {
+TEST_P(PasswordChange, SuccessEndsOtherSessionsAndKeepsTheCurrent) {
   auto r = change(kOld, kNew);
   EXPECT_EQ(r.status, 204) << r.body;
   EXPECT_EQ(verify(client_, current_.access_token).status, 200);
@@ -67,7 +81,7 @@ TEST_F(PasswordChange, SuccessEndsOtherSessionsAndKeepsTheCurrent) {
   EXPECT_TRUE(is_problem(login_response(client_, kEmail, kOld), 401, "invalid_credentials"));
 }
 
-TEST_F(PasswordChange, NeedsAnAuthenticatedSession) {
+TEST_F(PasswordChangeRefused, NeedsAnAuthenticatedSession) {
   auto r = client_.request(
       "POST", "/api/v1/me/password", json_content(),
       json::serialize(json::object{{"current_password", kOld}, {"new_password", kNew}}));

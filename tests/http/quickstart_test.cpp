@@ -14,7 +14,8 @@ namespace json = boost::json;
 constexpr std::string_view kEmail = "alice@example.com";
 constexpr std::string_view kPassword = "correct horse battery";
 
-class Quickstart : public ::testing::Test {
+// The README path works the same on each store.
+class Quickstart : public ::testing::TestWithParam<Store> {
  protected:
   void SetUp() override {
     user_id_ =
@@ -22,12 +23,13 @@ class Quickstart : public ::testing::Test {
     ASSERT_GT(user_id_, 0);
   }
 
-  SessiondProcess server_;
+  SessiondProcess server_{GetParam()};
   HttpClient client_ = server_.client();
   std::int64_t user_id_ = 0;
 };
+INSTANTIATE_TEST_SUITE_P(Stores, Quickstart, ::testing::ValuesIn(kEachStore), store_param_name);
 
-TEST_F(Quickstart, CreateUserAnswers201WithTheUser) {
+TEST_P(Quickstart, CreateUserAnswers201WithTheUser) {
   auto r = post_json(client_, "/admin/v1/users",
                      json::object{{"email", "Bob@Example.com"},
                                   {"password", "another long password"},
@@ -46,7 +48,7 @@ TEST_F(Quickstart, CreateUserAnswers201WithTheUser) {
   EXPECT_EQ(r.body.find("argon2"), std::string::npos);
 }
 
-TEST_F(Quickstart, LoginAnswersTheTokenResponse) {
+TEST_P(Quickstart, LoginAnswersTheTokenResponse) {
   auto r = login_response(client_, kEmail, kPassword);
   ASSERT_EQ(r.status, 200) << r.body;
   auto body = r.json();
@@ -75,7 +77,7 @@ TEST_F(Quickstart, LoginAnswersTheTokenResponse) {
   EXPECT_EQ(r.header("Cache-Control"), "no-store");
 }
 
-TEST_F(Quickstart, VerifyAnswersTheSessionInBodyAndHeaders) {
+TEST_P(Quickstart, VerifyAnswersTheSessionInBodyAndHeaders) {
   auto t = login(client_, kEmail, kPassword);
   auto r = verify(client_, t.access_token);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -89,7 +91,7 @@ TEST_F(Quickstart, VerifyAnswersTheSessionInBodyAndHeaders) {
   EXPECT_EQ(r.header("X-User-Role"), "GUEST");
 }
 
-TEST_F(Quickstart, MeAnswersUserAndCurrentSession) {
+TEST_P(Quickstart, MeAnswersUserAndCurrentSession) {
   auto t = login(client_, kEmail, kPassword, {{"User-Agent", "curl/8.0"}});
   auto r = client_.request("GET", "/api/v1/me", bearer(t.access_token));
   ASSERT_EQ(r.status, 200) << r.body;
@@ -102,7 +104,7 @@ TEST_F(Quickstart, MeAnswersUserAndCurrentSession) {
   EXPECT_EQ(str(body.at("session"), "user_agent"), "curl/8.0");
 }
 
-TEST_F(Quickstart, SessionsListsLiveSessionsMostRecentActivityFirst) {
+TEST_P(Quickstart, SessionsListsLiveSessionsMostRecentActivityFirst) {
   auto a = login(client_, kEmail, kPassword,
                  {{"User-Agent",
                    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -143,7 +145,7 @@ TEST_F(Quickstart, SessionsListsLiveSessionsMostRecentActivityFirst) {
             "iPhone · Safari");
 }
 
-TEST_F(Quickstart, RevokeOneSessionEndsItWithRevokedByUser) {
+TEST_P(Quickstart, RevokeOneSessionEndsItWithRevokedByUser) {
   auto a = login(client_, kEmail, kPassword);
   auto b = login(client_, kEmail, kPassword);
   auto r = client_.request("DELETE", "/api/v1/sessions/" + b.session_id, bearer(a.access_token));
@@ -164,7 +166,7 @@ TEST_F(Quickstart, RevokeOneSessionEndsItWithRevokedByUser) {
       "not_found"));
 }
 
-TEST_F(Quickstart, RevokeAnotherUsersSessionAnswers404) {
+TEST_P(Quickstart, RevokeAnotherUsersSessionAnswers404) {
   ASSERT_GT(create_user(server_, {.email = "mallory@example.com"}), 0);
   auto victim = login(client_, kEmail, kPassword);
   auto mallory = login(client_, "mallory@example.com", "correct horse battery");
@@ -177,7 +179,7 @@ TEST_F(Quickstart, RevokeAnotherUsersSessionAnswers404) {
   EXPECT_EQ(verify(client_, victim.access_token).status, 200);
 }
 
-TEST_F(Quickstart, RevokeOthersEndsEverySessionButTheCurrent) {
+TEST_P(Quickstart, RevokeOthersEndsEverySessionButTheCurrent) {
   auto a = login(client_, kEmail, kPassword);
   auto b = login(client_, kEmail, kPassword);
   auto c = login(client_, kEmail, kPassword);
@@ -193,7 +195,7 @@ TEST_F(Quickstart, RevokeOthersEndsEverySessionButTheCurrent) {
   EXPECT_EQ(again.json(), (json::object{{"revoked", 0}}));
 }
 
-TEST_F(Quickstart, LogoutEndsTheSession) {
+TEST_P(Quickstart, LogoutEndsTheSession) {
   auto a = login(client_, kEmail, kPassword);
   auto b = login(client_, kEmail, kPassword);
   auto r = client_.request("POST", "/api/v1/auth/logout", bearer(a.access_token));

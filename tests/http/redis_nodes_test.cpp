@@ -18,12 +18,13 @@
 #include <thread>
 
 #include "http/harness.hpp"
-#include "http/private_redis.hpp"
+#include "support/private_redis.hpp"
 
 namespace sessiond::http_test {
 namespace {
 
 namespace json = boost::json;
+using test_support::PrivateRedis;
 
 constexpr std::string_view kEmail = "erin@example.com";
 constexpr std::string_view kPassword = "correct horse battery";
@@ -240,7 +241,7 @@ TEST_F(RedisNodes, StoreDownAnswers503AndRecovers) {
   ASSERT_EQ(verify(cb, t.access_token).status, 200);
   ASSERT_EQ(ca.request("GET", "/readyz").status, 200);
 
-  redis_->stop();  // SIGKILL: a crash
+  redis_->kill();  // SIGKILL: a crash
 
   for (auto* c : {&ca, &cb}) {
     EXPECT_TRUE(is_problem(verify(*c, t.access_token), 503, "store_unavailable"));

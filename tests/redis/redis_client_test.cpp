@@ -30,9 +30,10 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using test_support::PrivateRedis;
 using testing::pause;
-using testing::RedisServer;
 using testing::run;
+using testing::url_of;
 using Clock = std::chrono::steady_clock;
 using Args = std::vector<std::string>;
 
@@ -368,9 +369,9 @@ TEST_F(RedisClientTest, EvalReturnsScriptRepliesAndErrors) {
 // ---- private servers ----
 
 TEST(RedisClientPrivateServer, ReloadsScriptsAfterNoscript) {
-  RedisServer server;
+  PrivateRedis server;
   asio::io_context io;
-  RedisClient client(server.url());
+  RedisClient client(url_of(server));
   const Script script = make_script("return ARGV[1] .. ':' .. KEYS[1]");
 
   const auto loaded = run(io, call(&client, Args{"SCRIPT", "LOAD", script.source}));
@@ -394,9 +395,9 @@ TEST(RedisClientPrivateServer, ReloadsScriptsAfterNoscript) {
 }
 
 TEST(RedisClientPrivateServer, AuthenticatesAndSelectsTheDatabase) {
-  RedisServer server({"--requirepass", "door-pw"});
+  PrivateRedis server({"--requirepass", "door-pw"});
   asio::io_context io;
-  RedisClient admin(server.url("", "door-pw", 3));
+  RedisClient admin(url_of(server, "", "door-pw", 3));
   ASSERT_TRUE(run(io, ping_until_ready(&admin, 2s)));
   const auto info = run(io, call(&admin, Args{"CLIENT", "INFO"}));
   ASSERT_TRUE(info);
@@ -407,7 +408,7 @@ TEST(RedisClientPrivateServer, AuthenticatesAndSelectsTheDatabase) {
       io, call(&admin, Args{"ACL", "SETUSER", "alice", "on", ">alice-pw", "~*", "&*", "+@all"}));
   ASSERT_TRUE(acl);
   ASSERT_FALSE(acl->is_error()) << acl->str;
-  RedisClient alice(server.url("alice", "alice-pw", 5));
+  RedisClient alice(url_of(server, "alice", "alice-pw", 5));
   const auto whoami = run(io, call(&alice, Args{"ACL", "WHOAMI"}));
   ASSERT_TRUE(whoami) << whoami.error().detail;
   EXPECT_EQ(whoami->str, "alice");
@@ -420,23 +421,23 @@ TEST(RedisClientPrivateServer, AuthenticatesAndSelectsTheDatabase) {
 }
 
 TEST(RedisClientPrivateServer, WrongCredentialsFailWithStoreUnavailable) {
-  RedisServer server({"--requirepass", "door-pw"});
+  PrivateRedis server({"--requirepass", "door-pw"});
   asio::io_context io;
 
-  RedisClient wrong(server.url("", "Wr0ngHorse", 0));
+  RedisClient wrong(url_of(server, "", "Wr0ngHorse", 0));
   const auto denied = run(io, call(&wrong, Args{"PING"}));
   ASSERT_FALSE(denied);
   EXPECT_EQ(denied.error().code, Errc::store_unavailable);
   EXPECT_NE(denied.error().detail.find("AUTH"), std::string::npos) << denied.error().detail;
   EXPECT_EQ(denied.error().detail.find("Wr0ngHorse"), std::string::npos);
 
-  RedisClient bad_db(server.url("", "door-pw", 999));
+  RedisClient bad_db(url_of(server, "", "door-pw", 999));
   const auto no_db = run(io, call(&bad_db, Args{"PING"}));
   ASSERT_FALSE(no_db);
   EXPECT_EQ(no_db.error().code, Errc::store_unavailable);
   EXPECT_NE(no_db.error().detail.find("SELECT"), std::string::npos) << no_db.error().detail;
 
-  RedisClient anonymous(server.url());
+  RedisClient anonymous(url_of(server));
   const auto noauth = run(io, call(&anonymous, Args{"GET", "k"}));
   ASSERT_TRUE(noauth) << "without AUTH the server answers each command with an error reply";
   EXPECT_TRUE(noauth->is_error());
@@ -444,11 +445,11 @@ TEST(RedisClientPrivateServer, WrongCredentialsFailWithStoreUnavailable) {
 }
 
 TEST(RedisClientPrivateServer, DeadlineFailsTheCallAndTheClientRecovers) {
-  RedisServer server({"--enable-debug-command", "yes"});
+  PrivateRedis server({"--enable-debug-command", "yes"});
   asio::io_context io;
   ClientOptions options;
   options.command_timeout = 100ms;
-  RedisClient client(server.url(), options);
+  RedisClient client(url_of(server), options);
   ASSERT_TRUE(run(io, call(&client, Args{"PING"})));
 
   auto queued_behind = std::make_shared<std::optional<Result<Reply>>>();
@@ -474,9 +475,9 @@ asio::awaitable<bool> cancelled_by_timer(RedisClient* client, Args args) {
 }
 
 TEST(RedisClientPrivateServer, CancelledCallIsDiscardedWithoutAReset) {
-  RedisServer server({"--enable-debug-command", "yes"});
+  PrivateRedis server({"--enable-debug-command", "yes"});
   asio::io_context io;
-  RedisClient client(server.url());
+  RedisClient client(url_of(server));
   const auto id_before = run(io, call(&client, Args{"CLIENT", "ID"}));
   ASSERT_TRUE(id_before);
   EXPECT_TRUE(run(io, cancelled_by_timer(&client, Args{"DEBUG", "SLEEP", "0.3"})));
@@ -490,14 +491,14 @@ TEST(RedisClientPrivateServer, CancelledCallIsDiscardedWithoutAReset) {
 }
 
 TEST(RedisClientPrivateServer, DroppedConnectionFailsEveryWaiterAndRecovers) {
-  RedisServer server;
+  PrivateRedis server;
   asio::io_context io;
   ClientOptions options;
   options.command_timeout = 10s;  // so only the drop can fail the waiters quickly
   options.reconnect_min = 20ms;
   options.reconnect_max = 200ms;
-  RedisClient client(server.url(), options);
-  RedisClient observer(server.url(), options);
+  RedisClient client(url_of(server), options);
+  RedisClient observer(url_of(server), options);
   ASSERT_TRUE(run(io, call(&client, Args{"PING"})));
 
   // One call blocks the connection; the others wait behind it, sent but unanswered.
@@ -527,7 +528,7 @@ TEST(RedisClientPrivateServer, DroppedConnectionFailsEveryWaiterAndRecovers) {
 }
 
 TEST(RedisClientPrivateServer, CallsDuringBackoffFailFast) {
-  const auto port = testing::free_port();
+  const auto port = test_support::free_port();
   RedisUrl url;
   url.port = port;
   ClientOptions options;
@@ -540,7 +541,7 @@ TEST(RedisClientPrivateServer, CallsDuringBackoffFailFast) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::store_unavailable);
 
-  RedisServer server({}, port);
+  PrivateRedis server({}, port);
   RedisClient fresh(url);
   ASSERT_TRUE(run(io, call(&fresh, Args{"PING"}))) << "the server is up";
   const auto start = Clock::now();
@@ -572,12 +573,12 @@ TEST(RedisClientPrivateServer, UnansweredHandshakeFailsWithinTheConnectTimeout) 
 }
 
 TEST(RedisClientPrivateServer, StopFailsPendingWaitersFromAnotherThread) {
-  RedisServer server;
+  PrivateRedis server;
   asio::io_context io;
   ClientOptions options;
   options.command_timeout = 10s;
-  RedisClient client(server.url(), options);
-  RedisClient observer(server.url());
+  RedisClient client(url_of(server), options);
+  RedisClient observer(url_of(server));
   ASSERT_TRUE(run(io, call(&client, Args{"PING"})));
 
   auto blocked = std::make_shared<std::optional<Result<Reply>>>();

@@ -1,8 +1,7 @@
-// Helpers for the Redis client tests: the shared test server's URL, private redis-server processes
-// (for tests that restart, kill or reconfigure a server), and running awaitables with a time limit.
+// Helpers for the Redis client tests: the shared test server's URL, the URL of a private
+// redis-server (tests/support/private_redis.hpp: for tests that restart, kill or reconfigure a
+// server), and running awaitables with a time limit.
 #pragma once
-
-#include <sys/types.h>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "store/redis/redis_client.hpp"
+#include "support/private_redis.hpp"
 
 namespace sessiond::store::redis::testing {
 
@@ -28,34 +28,10 @@ inline constexpr const char* kUrlVariable = "SESSIOND_TEST_REDIS_URL";
 // The URL of the shared test server, or nullopt when SESSIOND_TEST_REDIS_URL is unset.
 std::optional<std::string> shared_server_url();
 
-// A free TCP port on 127.0.0.1 (bound, read, released).
-std::uint16_t free_port();
-
-// A redis-server of the test's own, on 127.0.0.1 and a temporary directory, stopped by PID in the
-// destructor. The binary is $SESSIOND_TEST_REDIS_SERVER or redis-server from PATH.
-class RedisServer {
- public:
-  // Starts on `port` (a free one when 0) and waits until it answers; throws when it cannot.
-  explicit RedisServer(std::vector<std::string> extra_args = {}, std::uint16_t port = 0);
-  ~RedisServer();
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
-
-  std::uint16_t port() const { return port_; }
-  // redis://[userinfo@]127.0.0.1:port[/db]
-  RedisUrl url(std::string_view user = "", std::string_view password = "", int db = 0) const;
-
-  // SIGKILL, as a crash: clients see their connections drop at once.
-  void kill();
-  // Starts again on the same port and waits until it answers.
-  void start();
-
- private:
-  std::vector<std::string> extra_args_;
-  std::uint16_t port_ = 0;
-  std::string dir_;
-  pid_t pid_ = -1;
-};
+// The URL of a private server (tests/support/private_redis.hpp) with these credentials and
+// database: redis://[user:password@]127.0.0.1:port[/db].
+RedisUrl url_of(const test_support::PrivateRedis& server, std::string_view user = "",
+                std::string_view password = "", int db = 0);
 
 // Runs `task` on `io` until it finishes (then stops `io`, whose client connections keep reads
 // pending) and returns its value. Throws when it has not finished within `limit`: a hang.

@@ -38,6 +38,7 @@
 #include "core/crypto.hpp"
 #include "store/redis/redis_client.hpp"
 #include "store/store_test_support.hpp"
+#include "support/private_redis.hpp"
 
 namespace sessiond::store::testing {
 namespace {
@@ -69,20 +70,6 @@ std::string unique_prefix() {
   std::string prefix = "sdtest-";
   for (int i = 0; i < 16; ++i) prefix.push_back("0123456789abcdef"[random() % 16]);
   return prefix;
-}
-
-// A free TCP port on 127.0.0.1: bound, read, released.
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) throw std::runtime_error("cannot find a free port");
-  return ntohs(address.sin_port);
 }
 
 // Runs `task` on `io` until it finishes, then stops `io` (a Redis connection keeps a read pending
@@ -122,74 +109,15 @@ struct Node {
   RedisSessionStore store;
 };
 
-// A redis-server of the test's own on a free port, for server-wide statistics and configuration;
-// killed in the destructor (and by the kernel if the test process dies first).
-class PrivateRedis {
- public:
-  PrivateRedis() : port_(free_port()) {
-    dir_ =
-        (std::filesystem::temp_directory_path() / ("sessiond-rstore-" + unique_prefix())).string();
-    std::filesystem::create_directories(dir_);
-    const char* configured = std::getenv("SESSIOND_TEST_REDIS_SERVER");
-    std::string binary = configured != nullptr ? configured : "redis-server";
-    std::vector<std::string> args{
-        binary,   "--port",    std::to_string(port_), "--bind", "127.0.0.1",
-        "--save", "",          "--appendonly",        "no",     "--dir",
-        dir_,     "--logfile", dir_ + "/redis.log"};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
-    // Poll until it answers, with a deadline.
-    asio::io_context io;
-    redis::RedisClient probe(url());
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-      std::vector<std::string> ping{"PING"};
-      if (run_on(io, probe.command(std::move(ping)))) break;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("redis-server exited at start (is it installed?)");
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error("redis-server did not answer within 10 s");
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-  ~PrivateRedis() {
-    if (pid_ > 0) {
-      // SIGKILL: it holds nothing worth saving, and SIGTERM is ignored while Redis writes its
-      // first AOF (after CONFIG SET appendonly yes).
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  PrivateRedis(const PrivateRedis&) = delete;
-  PrivateRedis& operator=(const PrivateRedis&) = delete;
+// A redis-server of the test's own (tests/support), for server-wide statistics and configuration.
+using test_support::free_port;
+using test_support::PrivateRedis;
 
-  redis::RedisUrl url() const {
-    redis::RedisUrl url;
-    url.port = port_;
-    return url;
-  }
-
- private:
-  std::uint16_t port_;
-  std::string dir_;
-  pid_t pid_ = -1;
-};
+redis::RedisUrl url_of(const PrivateRedis& server) {
+  redis::RedisUrl url;
+  url.port = server.port();
+  return url;
+}
 
 // Deterministic bytes, so that a sealed successor's ciphertext is the same in every run.
 class CountingRandom final : public Random {
@@ -419,7 +347,7 @@ TEST(RedisSessionStore, AUsersKeysGoOnceTheLastTombstoneIsOver) {
 
 TEST(RedisSessionStore, EachOperationIsOneRoundTripAndVerifyUsuallyNoScript) {
   PrivateRedis server;  // its own: INFO commandstats counts every client of the server
-  Node node(server.url(), "sd");
+  Node node(url_of(server), "sd");
   // Load every script once (the first call of each meets NOSCRIPT).
   Session warm = session_for(9, kT0);
   ASSERT_TRUE(node.run(node.store.create(create_request(warm, token_hash(warm)))));
@@ -512,7 +440,7 @@ TEST(RedisSessionStore, EachOperationIsOneRoundTripAndVerifyUsuallyNoScript) {
 
 TEST(RedisSessionStore, ScriptsAreLoadedAgainAfterTheCacheIsFlushed) {
   PrivateRedis server;
-  Node node(server.url(), "sd");
+  Node node(url_of(server), "sd");
   Session a = session_for(1, kT0);
   ASSERT_TRUE(node.run(node.store.create(create_request(a, token_hash(a)))));
 
@@ -724,7 +652,7 @@ std::int64_t used_memory(Node& node) {
 
 TEST(RedisSessionStore, MemoryPerLiveSession) {
   PrivateRedis server;  // its own: INFO memory counts the whole server
-  Node node(server.url(), "sd");
+  Node node(url_of(server), "sd");
   constexpr int kSessions = 20'000;
   constexpr int kBatch = 500;
   const std::string agent =
@@ -794,7 +722,7 @@ TEST(RedisSessionStore, AnUnreachableServerIsStoreUnavailable) {
 
 TEST(RedisSessionStore, ConfigurationCheckWarnsAboutEvictionAndNoPersistence) {
   PrivateRedis server;
-  Node node(server.url(), "sd");
+  Node node(url_of(server), "sd");
   node.command({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"});
   node.command({"CONFIG", "SET", "appendonly", "no"});
   node.command({"CONFIG", "SET", "save", ""});
@@ -816,7 +744,7 @@ TEST(RedisSessionStore, ConfigurationCheckWarnsAboutEvictionAndNoPersistence) {
 
 TEST(RedisSessionStore, FirstPingRunsTheConfigurationCheck) {
   PrivateRedis server;  // started with --save '' --appendonly no: persistence is off
-  Node node(server.url(), "sd");
+  Node node(url_of(server), "sd");
   ASSERT_TRUE(node.run(node.store.ping()));
   ASSERT_EQ(node.store.warnings().size(), 1u);
   EXPECT_NE(node.store.warnings()[0].find("persistence is off"), std::string::npos);

@@ -1,4 +1,4 @@
-// The SessionStore contract: every store (memory, later redis) must pass every test here.
+// The SessionStore contract: every store (memory, redis) must pass every test here.
 // Time is explicit (the interface takes `now`): no test sleeps.
 #include <gtest/gtest.h>
 
@@ -62,17 +62,25 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
     return s;
   }
 
-  // The hash of the refresh token a test calls `name`.
-  static TokenHash token(const std::string& name) { return sha256("rt_" + name); }
-  // The hash of the refresh token a session was created with by create()/add().
-  static TokenHash first_token(const Session& s) { return token(s.id.to_string()); }
+  // A refresh token. Like sessiond's own (new_refresh_token(random, user)), its text names its
+  // user; the store is given only its hash, and the user through RotateRequest::user.
+  struct RefreshToken {
+    std::string text;
+    TokenHash hash() const { return sha256(text); }
+  };
+  // The refresh token of `user` that a test calls `name`.
+  static RefreshToken token(const std::string& name, UserId user) {
+    return {"rt_" + name + "." + std::to_string(user)};
+  }
+  // The refresh token a session was created with by create()/add().
+  static RefreshToken first_token(const Session& s) { return token(s.id.to_string(), s.user_id); }
 
   Result<CreateOutcome> try_create(const Session& s, int max = 5,
                                    OnLimit on_limit = OnLimit::evict_oldest,
                                    std::optional<TimePoint> refresh_expires_at = std::nullopt) {
     CreateRequest request;
     request.session = s;
-    request.refresh_hash = first_token(s);
+    request.refresh_hash = first_token(s).hash();
     request.refresh_expires_at =
         refresh_expires_at.value_or(std::min(s.created_at + kRefreshTtl, s.absolute_expires_at));
     request.max_sessions = max;
@@ -95,12 +103,15 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
     return run(store().validate_and_touch(user, id, now, ip)).value();
   }
 
-  RotateOutcome rotate(const TokenHash& presented, const TokenHash& successor, TimePoint now,
+  // Presents `presented` and rotates it to `successor`, as SessionService::refresh does: the
+  // user is the one the presented token names.
+  RotateOutcome rotate(const RefreshToken& presented, const RefreshToken& successor, TimePoint now,
                        const std::string& sealed = "sealed", Duration grace = kGrace,
                        const std::string& ip = kIp) {
     RotateRequest request;
-    request.presented = presented;
-    request.successor = successor;
+    request.user = refresh_token_user(presented.text).value_or(0);
+    request.presented = presented.hash();
+    request.successor = successor.hash();
     request.sealed_successor = sealed;
     request.successor_expires_at = now + kRefreshTtl;
     request.now = now;
@@ -314,8 +325,8 @@ TEST_P(StoreContract, ExpiryLeavesExpiredTombstone) {
 
 TEST_P(StoreContract, RefreshReuseLeavesRefreshTokenReuseTombstone) {
   Session s = add(1, kT0);
-  ASSERT_EQ(rotate(first_token(s), token("gen1"), kT0 + 1min).kind, Rotation::rotated);
-  ASSERT_EQ(rotate(first_token(s), token("gen1b"), kT0 + 1min + kGrace).kind, Rotation::reuse);
+  ASSERT_EQ(rotate(first_token(s), token("gen1", 1), kT0 + 1min).kind, Rotation::rotated);
+  ASSERT_EQ(rotate(first_token(s), token("gen1b", 1), kT0 + 1min + kGrace).kind, Rotation::reuse);
   expect_tombstone(1, s.id, kT0 + 1min + kGrace, EndReason::refresh_token_reuse);
 }
 
@@ -353,7 +364,7 @@ TEST_P(StoreContract, DenyRefusesAndCreatesNothing) {
   ASSERT_TRUE(refused.has_error());
   EXPECT_EQ(refused.error().code, Errc::session_limit);
   EXPECT_EQ(validate(1, c.id, kT0 + 3min).found, Found::unknown);
-  EXPECT_EQ(rotate(first_token(c), token("c1"), kT0 + 3min).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(first_token(c), token("c1", 1), kT0 + 3min).kind, Rotation::unknown);
   EXPECT_EQ(id_set(list(1, kT0 + 3min)), (std::set<SessionId>{a.id, b.id}));
   EXPECT_EQ(live_count(), 2u);
 }
@@ -437,10 +448,10 @@ TEST_P(StoreContract, ConcurrentCreatesWithDenyCreateExactlyTheLimit) {
 TEST_P(StoreContract, RotationMakesTheSuccessorCurrentAndTouches) {
   Session s = add(1, kT0);
   RotateOutcome r =
-      rotate(first_token(s), token("gen1"), kT0 + 1min, "sealed1", kGrace, "203.0.113.9");
+      rotate(first_token(s), token("gen1", 1), kT0 + 1min, "sealed1", kGrace, "203.0.113.9");
   ASSERT_EQ(r.kind, Rotation::rotated);
   EXPECT_EQ(r.rotated_at, kT0 + 1min);
-  EXPECT_EQ(r.successor, token("gen1"));
+  EXPECT_EQ(r.successor, token("gen1", 1).hash());
   EXPECT_EQ(r.sealed_successor, "sealed1");
   expect_same_session(r.session, s);
   EXPECT_EQ(r.session.last_activity, kT0 + 1min);
@@ -448,7 +459,7 @@ TEST_P(StoreContract, RotationMakesTheSuccessorCurrentAndTouches) {
   EXPECT_EQ(list(1, kT0 + 2min).at(0).last_activity, kT0 + 1min);
 
   // The first rotation moved the idle deadline.
-  RotateOutcome next = rotate(token("gen1"), token("gen2"), kT0 + 1min + kIdle - 1ms);
+  RotateOutcome next = rotate(token("gen1", 1), token("gen2", 1), kT0 + 1min + kIdle - 1ms);
   EXPECT_EQ(next.kind, Rotation::rotated);
   EXPECT_EQ(next.session.last_activity, kT0 + 1min + kIdle - 1ms);
 }
@@ -456,30 +467,30 @@ TEST_P(StoreContract, RotationMakesTheSuccessorCurrentAndTouches) {
 TEST_P(StoreContract, RotatedOutTokenWithinGraceReturnsTheSameSuccessor) {
   Session s = add(1, kT0);
   const TimePoint t1 = kT0 + 1min;
-  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1, "sealed1").kind, Rotation::rotated);
+  ASSERT_EQ(rotate(first_token(s), token("gen1", 1), t1, "sealed1").kind, Rotation::rotated);
 
-  RotateOutcome again = rotate(first_token(s), token("other"), t1 + 5s, "other-sealed");
+  RotateOutcome again = rotate(first_token(s), token("other", 1), t1 + 5s, "other-sealed");
   ASSERT_EQ(again.kind, Rotation::grace);
-  EXPECT_EQ(again.successor, token("gen1"));
+  EXPECT_EQ(again.successor, token("gen1", 1).hash());
   EXPECT_EQ(again.sealed_successor, "sealed1");
   EXPECT_EQ(again.rotated_at, t1);
   EXPECT_EQ(again.session.id, s.id);
   EXPECT_EQ(again.session.last_activity, t1 + 5s);
 
-  RotateOutcome edge = rotate(first_token(s), token("other2"), t1 + kGrace - 1ms);
+  RotateOutcome edge = rotate(first_token(s), token("other2", 1), t1 + kGrace - 1ms);
   EXPECT_EQ(edge.kind, Rotation::grace);
-  EXPECT_EQ(edge.successor, token("gen1"));
+  EXPECT_EQ(edge.successor, token("gen1", 1).hash());
 
   // Not rotated again: the first successor is still the current token, the others never were.
-  EXPECT_EQ(rotate(token("other"), token("x"), t1 + 6s).kind, Rotation::unknown);
-  EXPECT_EQ(rotate(token("gen1"), token("gen2"), t1 + 7s).kind, Rotation::rotated);
+  EXPECT_EQ(rotate(token("other", 1), token("x", 1), t1 + 6s).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(token("gen1", 1), token("gen2", 1), t1 + 7s).kind, Rotation::rotated);
 }
 
 TEST_P(StoreContract, RotatedOutTokenAfterGraceIsReuseAndEndsTheSession) {
   Session s = add(1, kT0);
   const TimePoint t1 = kT0 + 1min;
-  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1).kind, Rotation::rotated);
-  RotateOutcome r = rotate(first_token(s), token("stolen"), t1 + kGrace);
+  ASSERT_EQ(rotate(first_token(s), token("gen1", 1), t1).kind, Rotation::rotated);
+  RotateOutcome r = rotate(first_token(s), token("stolen", 1), t1 + kGrace);
   ASSERT_EQ(r.kind, Rotation::reuse);
   EXPECT_EQ(r.session.id, s.id);
   expect_same_session(r.session, s);
@@ -487,7 +498,7 @@ TEST_P(StoreContract, RotatedOutTokenAfterGraceIsReuseAndEndsTheSession) {
   Lookup l = validate(1, s.id, t1 + kGrace + 1s);
   EXPECT_EQ(l.found, Found::ended);
   EXPECT_EQ(l.reason, EndReason::refresh_token_reuse);
-  RotateOutcome current = rotate(token("gen1"), token("gen2"), t1 + kGrace + 2s);
+  RotateOutcome current = rotate(token("gen1", 1), token("gen2", 1), t1 + kGrace + 2s);
   EXPECT_EQ(current.kind, Rotation::ended);
   EXPECT_EQ(current.reason, EndReason::refresh_token_reuse);
   EXPECT_EQ(live_count(), 0u);
@@ -496,9 +507,9 @@ TEST_P(StoreContract, RotatedOutTokenAfterGraceIsReuseAndEndsTheSession) {
 TEST_P(StoreContract, SecondGenerationOldTokenIsReuseEvenWithinGrace) {
   Session s = add(1, kT0);
   const TimePoint t1 = kT0 + 1min;
-  ASSERT_EQ(rotate(first_token(s), token("gen1"), t1).kind, Rotation::rotated);
-  ASSERT_EQ(rotate(token("gen1"), token("gen2"), t1 + 1s).kind, Rotation::rotated);
-  RotateOutcome r = rotate(first_token(s), token("x"), t1 + 2s);
+  ASSERT_EQ(rotate(first_token(s), token("gen1", 1), t1).kind, Rotation::rotated);
+  ASSERT_EQ(rotate(token("gen1", 1), token("gen2", 1), t1 + 1s).kind, Rotation::rotated);
+  RotateOutcome r = rotate(first_token(s), token("x", 1), t1 + 2s);
   EXPECT_EQ(r.kind, Rotation::reuse);
   EXPECT_EQ(validate(1, s.id, t1 + 3s).reason, EndReason::refresh_token_reuse);
 }
@@ -514,7 +525,7 @@ TEST_P(StoreContract, ConcurrentRotationsOfOneTokenRotateOnce) {
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       start.arrive_and_wait();
-      RotateOutcome r = rotate(first_token(s), token("succ" + std::to_string(i)), kT0 + 1min);
+      RotateOutcome r = rotate(first_token(s), token("succ" + std::to_string(i), 1), kT0 + 1min);
       successors[static_cast<std::size_t>(i)] = r.successor;
       if (r.kind == Rotation::rotated) ++rotated;
       if (r.kind == Rotation::grace) ++grace;
@@ -528,28 +539,28 @@ TEST_P(StoreContract, ConcurrentRotationsOfOneTokenRotateOnce) {
 
 TEST_P(StoreContract, UnknownRefreshTokenIsUnknown) {
   add(1, kT0);
-  EXPECT_EQ(rotate(token("never-issued"), token("x"), kT0 + 1s).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(token("never-issued", 1), token("x", 1), kT0 + 1s).kind, Rotation::unknown);
 }
 
 TEST_P(StoreContract, ExpiredRefreshTokenIsUnknown) {
   Session s = session_for(1, kT0, 4h);
   ASSERT_TRUE(try_create(s, 5, OnLimit::evict_oldest, kT0 + 1h));
-  EXPECT_EQ(rotate(first_token(s), token("x"), kT0 + 1h).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(first_token(s), token("x", 1), kT0 + 1h).kind, Rotation::unknown);
   EXPECT_EQ(validate(1, s.id, kT0 + 1h + 1s).found, Found::alive);
 }
 
 TEST_P(StoreContract, RotationOfAnEndedSessionAnswersEnded) {
   Session s = add(1, kT0);
   ASSERT_TRUE(revoke(1, s.id, EndReason::logout, kT0 + 1min));
-  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + 2min);
+  RotateOutcome r = rotate(first_token(s), token("x", 1), kT0 + 2min);
   EXPECT_EQ(r.kind, Rotation::ended);
   EXPECT_EQ(r.reason, EndReason::logout);
-  EXPECT_EQ(rotate(first_token(s), token("y"), kT0 + 1min + kTtl).kind, Rotation::unknown);
+  EXPECT_EQ(rotate(first_token(s), token("y", 1), kT0 + 1min + kTtl).kind, Rotation::unknown);
 }
 
 TEST_P(StoreContract, RotationOfASessionPastItsDeadlineEndsItAsExpired) {
   Session s = add(1, kT0);
-  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + kIdle);
+  RotateOutcome r = rotate(first_token(s), token("x", 1), kT0 + kIdle);
   EXPECT_EQ(r.kind, Rotation::ended);
   EXPECT_EQ(r.reason, EndReason::expired);
   Lookup l = validate(1, s.id, kT0 + kIdle + 1s);
@@ -564,11 +575,11 @@ TEST_P(StoreContract, RefreshTokenEndingWithItsSessionAnswersExpiredAfterTheAbso
   ASSERT_TRUE(try_create(s, 5, OnLimit::evict_oldest, s.absolute_expires_at));
   ASSERT_EQ(validate(1, s.id, kT0 + 50min).found, Found::alive);
   ASSERT_EQ(validate(1, s.id, kT0 + 100min).found, Found::alive);
-  RotateOutcome r = rotate(first_token(s), token("x"), kT0 + 2h + 1s);
+  RotateOutcome r = rotate(first_token(s), token("x", 1), kT0 + 2h + 1s);
   EXPECT_EQ(r.kind, Rotation::ended);
   EXPECT_EQ(r.reason, EndReason::expired);
   // Still so later, as long as the tombstone lives.
-  r = rotate(first_token(s), token("y"), kT0 + 2h + kTtl / 2);
+  r = rotate(first_token(s), token("y", 1), kT0 + 2h + kTtl / 2);
   EXPECT_EQ(r.kind, Rotation::ended);
   EXPECT_EQ(r.reason, EndReason::expired);
 }
@@ -576,9 +587,9 @@ TEST_P(StoreContract, RefreshTokenEndingWithItsSessionAnswersExpiredAfterTheAbso
 TEST_P(StoreContract, RestoredTombstoneAnswersItsRefreshTokenWithTheReason) {
   const SessionId ended_id = new_id();
   std::vector<RestoredTombstone> tombstones{
-      {ended_id, 1, EndReason::revoked_by_user, kT0, token("last-of-ended")}};
+      {ended_id, 1, EndReason::revoked_by_user, kT0, token("last-of-ended", 1).hash()}};
   ASSERT_TRUE(store().restore({}, std::move(tombstones)));
-  RotateOutcome r = rotate(token("last-of-ended"), token("x"), kT0 + 1min);
+  RotateOutcome r = rotate(token("last-of-ended", 1), token("x", 1), kT0 + 1min);
   EXPECT_EQ(r.kind, Rotation::ended);
   EXPECT_EQ(r.reason, EndReason::revoked_by_user);
 }
@@ -716,7 +727,7 @@ TEST_P(StoreContract, CollectActivityReportsEachTouchedSessionOnce) {
 TEST_P(StoreContract, RestoreBringsBackSessionsAndTombstones) {
   Session restored = session_for(1, kT0);
   const SessionId ended_id = new_id();
-  std::vector<RestoredSession> sessions{{restored, token("restored"), kT0 + kRefreshTtl}};
+  std::vector<RestoredSession> sessions{{restored, token("restored", 1).hash(), kT0 + kRefreshTtl}};
   std::vector<RestoredTombstone> tombstones{{ended_id, 1, EndReason::revoked_by_user, kT0}};
   ASSERT_TRUE(store().restore(std::move(sessions), std::move(tombstones)));
 
@@ -725,7 +736,7 @@ TEST_P(StoreContract, RestoreBringsBackSessionsAndTombstones) {
   expect_same_session(l.session, restored);
   EXPECT_EQ(run(store().owner_of(restored.id, kT0 + 1min)).value(), std::optional<UserId>{1});
   EXPECT_EQ(live_count(), 1u);
-  EXPECT_EQ(rotate(token("restored"), token("next"), kT0 + 2min).kind, Rotation::rotated);
+  EXPECT_EQ(rotate(token("restored", 1), token("next", 1), kT0 + 2min).kind, Rotation::rotated);
   expect_tombstone(1, ended_id, kT0, EndReason::revoked_by_user);
   EXPECT_EQ(ids_of(collect_expired(kT0 + 2min + kIdle)), std::vector<SessionId>{restored.id});
 }

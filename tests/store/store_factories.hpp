@@ -1,5 +1,7 @@
-// The stores the contract suite runs against. Adding a backend (Redis) means adding one entry to
-// store_factories() in store_factories.cpp; the tests themselves do not change.
+// The stores the contract suite runs against (memory, redis). Adding a backend means adding one
+// entry to store_factories() in store_factories.cpp; the tests themselves do not change. Each
+// factory returns the store itself, used as sessiond uses it: calls from any thread, each thread
+// on its own io_context (run() in store_test_support.hpp).
 #pragma once
 
 #include <functional>
@@ -18,7 +20,8 @@ inline constexpr Duration kContractTombstoneTtl{std::chrono::hours{1}};
 
 struct StoreFactory {
   std::string name;  // a test-name suffix: letters, digits and underscores
-  // A fresh, empty store; nullptr when the backend is not available here (the tests skip).
+  // A fresh, empty store (on Redis: its own key prefix on the server of SESSIOND_TEST_REDIS_URL);
+  // nullptr when the backend is not available here (the tests skip).
   std::function<std::unique_ptr<SessionStore>()> make;
 };
 

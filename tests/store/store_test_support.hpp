@@ -4,9 +4,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 #include "core/crypto.hpp"
@@ -15,19 +18,40 @@
 
 namespace sessiond::store::testing {
 
-// Runs one awaitable to completion on a private io_context (so any thread may call it).
+// The calling thread's io_context: one per thread for the thread's whole life, run by the thread
+// itself only inside run().
+inline boost::asio::io_context& thread_io_context() {
+  thread_local boost::asio::io_context io;
+  return io;
+}
+
+// Runs one awaitable to completion on the calling thread's io_context and returns its value. As
+// in sessiond (one io_context per io thread), a Redis client keeps one connection per io_context:
+// a thread's calls share one connection, and concurrent calls from several threads go through as
+// many connections (and, on the memory store, really run in parallel). A connection keeps a read
+// pending, so the io_context is stopped once the task is done, not run until it has no work.
+// Throws when the task has not finished within `limit`: a hang.
 template <class T>
-T run(boost::asio::awaitable<T> task) {
-  boost::asio::io_context io;
-  std::optional<T> value;
-  std::exception_ptr failure;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T v) {
-    failure = e;
-    if (!e) value.emplace(std::move(v));
+T run(boost::asio::awaitable<T> task, std::chrono::seconds limit = std::chrono::seconds{30}) {
+  struct Outcome {
+    bool done = false;
+    std::exception_ptr failure;
+    std::optional<T> value;
+  };
+  auto& io = thread_io_context();
+  // Shared with the completion handler, which outlives this call if the task hangs.
+  auto outcome = std::make_shared<Outcome>();
+  io.restart();
+  boost::asio::co_spawn(io, std::move(task), [outcome, &io](std::exception_ptr e, T v) {
+    outcome->done = true;
+    outcome->failure = e;
+    if (!e) outcome->value.emplace(std::move(v));
+    io.stop();
   });
-  io.run();
-  if (failure) std::rethrow_exception(failure);
-  return std::move(*value);
+  io.run_for(limit);
+  if (!outcome->done) throw std::runtime_error("the store call did not finish in time (a hang)");
+  if (outcome->failure) std::rethrow_exception(outcome->failure);
+  return std::move(*outcome->value);
 }
 
 // A well-spread, deterministic session id for the n-th session of a test run.

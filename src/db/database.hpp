@@ -1,5 +1,5 @@
 // The Database interface: users, the durable session records and the audit trail (SPEC §6).
-// Implementations: sqlite/ (embedded default) and, later, postgres/.
+// Implementations: sqlite/ (embedded default) and postgres/ (libpq).
 //
 // Calls are blocking: the service runs them on a small worker pool, never on an io thread.
 // Every member function may be called concurrently. Errors: database_unavailable when the database

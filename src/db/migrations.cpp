@@ -64,15 +64,20 @@ CREATE INDEX session_events_type_at ON session_events (type, at);
 CREATE INDEX session_events_at ON session_events (at);
 )sql";
 
-// Not exercised until the PostgreSQL driver lands: its contract suite will run it.
+// The same tables in PostgreSQL's own types: bigserial ids, uuid session ids, timestamptz,
+// boolean, varchar(45) addresses. attributes and detail are json rather than jsonb: json keeps the
+// text exactly as written (validated), as SQLite's TEXT does, so a value reads back byte for byte
+// on both databases (jsonb would reorder keys and respace them); nothing queries inside them. The
+// unique constraints are named because create_user tells a taken email from a taken mobile number
+// by the constraint's name.
 constexpr std::string_view kV1Postgres = R"sql(
 CREATE TABLE users (
   id            bigserial PRIMARY KEY,
-  email         text UNIQUE,
-  mobile_number text UNIQUE,
+  email         text CONSTRAINT users_email_key UNIQUE,
+  mobile_number text CONSTRAINT users_mobile_number_key UNIQUE,
   role          text NOT NULL,
   password_hash text,
-  attributes    jsonb NOT NULL DEFAULT '{}',
+  attributes    json NOT NULL DEFAULT '{}',
   disabled      boolean NOT NULL DEFAULT false,
   created_at    timestamptz NOT NULL,
   updated_at    timestamptz NOT NULL
@@ -87,7 +92,7 @@ CREATE TABLE user_sessions (
   last_ip             varchar(45) NOT NULL,
   user_agent          text NOT NULL,
   auth_method         text NOT NULL,
-  attributes          jsonb NOT NULL DEFAULT '{}',
+  attributes          json NOT NULL DEFAULT '{}',
   created_at          timestamptz NOT NULL,
   last_activity       timestamptz NOT NULL,
   expires_at          timestamptz NOT NULL,
@@ -105,13 +110,13 @@ CREATE INDEX user_sessions_is_active ON user_sessions (is_active);
 
 CREATE TABLE session_events (
   id         bigserial PRIMARY KEY,
-  uid        text NOT NULL UNIQUE,
+  uid        text NOT NULL CONSTRAINT session_events_uid_key UNIQUE,
   at         timestamptz NOT NULL,
   type       text NOT NULL,
   user_id    bigint,
   session_id uuid,
   ip_address text NOT NULL DEFAULT '',
-  detail     jsonb NOT NULL DEFAULT '{}'
+  detail     json NOT NULL DEFAULT '{}'
 );
 CREATE INDEX session_events_user_id ON session_events (user_id, id);
 CREATE INDEX session_events_session_id ON session_events (session_id);

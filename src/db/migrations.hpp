@@ -4,8 +4,9 @@
 // Rules: versions are 1, 2, 3, ... with no gaps; a released migration is never edited (append a new
 // one); each migration runs in one transaction together with its row in schema_migrations.
 // Timestamps are TEXT in the fixed RFC 3339 form of format_rfc3339 in SQLite (it sorts as text) and
-// timestamptz in PostgreSQL; booleans are INTEGER 0/1 in SQLite; JSON is TEXT in SQLite and jsonb
-// in PostgreSQL; refresh_token_hash is the lower-case hex SHA-256, never a token.
+// timestamptz in PostgreSQL; booleans are INTEGER 0/1 in SQLite; JSON is TEXT in SQLite and json
+// (the text as written, validated) in PostgreSQL; session ids are TEXT in SQLite and uuid in
+// PostgreSQL; refresh_token_hash is the lower-case hex SHA-256, never a token.
 #pragma once
 
 #include <span>

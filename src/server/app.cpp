@@ -19,6 +19,7 @@
 
 #include "core/crypto.hpp"
 #include "core/jwt.hpp"
+#include "db/postgres/postgres_database.hpp"
 #include "db/sqlite/sqlite_database.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
@@ -121,16 +122,40 @@ JwtCodec load_jwt_codec(const Config& config, Random& random) {
 
 std::unique_ptr<db::Database> open_database(const Config& config) {
   const std::string url = effective_database_url(config);
+  std::unique_ptr<db::Database> database;
+  std::string kind;
   if (url.starts_with("sqlite://")) {
     auto db = db::SqliteDatabase::open(url.substr(9));
     if (!db) throw StartError{kExitFailure, "database.url: " + db.error().detail};
-    auto version = (*db)->migrate();
-    if (!version)
-      throw StartError{kExitFailure, "database migration failed: " + version.error().detail};
-    spdlog::info("database sqlite schema version {}", *version);
-    return std::move(*db);
+    database = std::move(*db);
+    kind = "sqlite";
+  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    // The URL goes to libpq as it is; what it leaves out comes from the PG* environment.
+    db::PostgresOptions options;
+    options.url = url;
+    auto db = db::PostgresDatabase::open(std::move(options));
+    if (!db) {
+      const int status = db.error().code == Errc::invalid_request ? kExitBadConfig : kExitFailure;
+      throw StartError{status, "database.url: " + db.error().detail};
+    }
+    database = std::move(*db);
+    kind = "postgresql";
+  } else {
+    throw StartError{kExitBadConfig,
+                     "database.url: expected sqlite://PATH, postgresql://... or postgres://..."};
   }
-  throw StartError{kExitBadConfig, "database.url: only sqlite:// is supported in this version"};
+  auto version = database->migrate();
+  if (!version) {
+    throw StartError{kExitFailure, "database migration failed: " + version.error().detail};
+  }
+  spdlog::info("database {} schema version {}", kind, *version);
+  return database;
+}
+
+// "sqlite", "postgresql": the URL's scheme, for the log (the rest may hold a password).
+std::string database_scheme(const Config& config) {
+  const std::string url = effective_database_url(config);
+  return url.substr(0, url.find("://"));
 }
 
 // A tombstone answers for at least access_ttl: as long as an access token of the session lives.
@@ -299,7 +324,7 @@ int run_server(const Config& config) {
     asio::co_spawn(server.main_context(), job_loop(svc, config, stopping), asio::detached);
     server.start();
     spdlog::info("listening on {}:{} ({} threads, store {}, database {})", options.host, *port,
-                 options.threads, config.store_url, effective_database_url(config).substr(0, 9));
+                 options.threads, config.store_url, database_scheme(config));
 
     int signal = 0;
     sigwait(&signals, &signal);

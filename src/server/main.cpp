@@ -24,7 +24,8 @@ int run(int argc, char** argv) {
   app.add_option("-c,--config", config_file, "TOML configuration file");
   app.add_option("--listen", flags.listen, "address to listen on, HOST:PORT");
   app.add_option("--store", flags.store_url, "store URL (memory:// or redis://...)");
-  app.add_option("--database", flags.database_url, "database URL (sqlite://PATH)");
+  app.add_option("--database", flags.database_url,
+                 "database URL (sqlite://PATH or postgresql://...)");
   app.add_option("--data-dir", flags.data_dir, "data directory (keys, SQLite file)");
   auto* migrate = app.add_subcommand("migrate", "apply the database migrations and exit");
   auto* serve = app.add_subcommand("serve", "serve HTTP (the default)");

@@ -15,7 +15,7 @@
 
 namespace sessiond::db::testing {
 
-// One database under test, owning what it needs (a temporary directory, a scratch schema) and
+// One database under test, owning what it needs (a temporary directory, a scratch database) and
 // removing it when destroyed.
 class DatabaseBackend {
  public:

@@ -204,12 +204,12 @@ stop_sessiond
 
 # Redis memory per live session: sessiond is stopped, so only the bench tool writes.
 mem_before=$(info_field memory used_memory)
-live_before=$(rcli zcard sd:exp | tr -d '\r')
+live_before=$(rcli get sd:live | tr -d '\r')
 created=$("./$BUILD/bench/redis_sessions" "$redis_url" "$REDIS_SESSIONS")
 mem_after=$(info_field memory used_memory)
-live_after=$(rcli zcard sd:exp | tr -d '\r')
-[ $(( live_after - live_before )) -eq "$REDIS_SESSIONS" ] \
-  || { echo "bench: expected $REDIS_SESSIONS new sessions in sd:exp, found $(( live_after - live_before ))"; exit 1; }
+live_after=$(rcli get sd:live | tr -d '\r')
+[ $(( ${live_after:-0} - ${live_before:-0} )) -eq "$REDIS_SESSIONS" ] \
+  || { echo "bench: expected $REDIS_SESSIONS new sessions counted in sd:live, found $(( ${live_after:-0} - ${live_before:-0} ))"; exit 1; }
 redis_bytes=$(( (mem_after - mem_before) / REDIS_SESSIONS ))
 redis_mib=$(python3 -c "print(f'{($mem_after - $mem_before) / 1048576:.1f}')")
 redis_version=$(info_field server redis_version)

@@ -323,8 +323,10 @@ int run_server(const Config& config) {
     std::atomic<bool> stopping{false};
     asio::co_spawn(server.main_context(), job_loop(svc, config, stopping), asio::detached);
     server.start();
+    // Schemes only: a URL may carry a password, and secrets never reach the log.
     spdlog::info("listening on {}:{} ({} threads, store {}, database {})", options.host, *port,
-                 options.threads, config.store_url, database_scheme(config));
+                 options.threads, config.store_url.substr(0, config.store_url.find("://")),
+                 database_scheme(config));
 
     int signal = 0;
     sigwait(&signals, &signal);

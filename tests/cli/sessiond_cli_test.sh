@@ -59,5 +59,21 @@ wait "${pids[0]}"; status=$?
 [ "$status" -eq 0 ] || fail "SIGTERM exit status $status"
 pids=()
 
+# Secrets never reach the log: a store URL with a password (Redis down at start is not fatal).
+free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$sessiond" --data-dir d5 --listen 127.0.0.1:0 \
+  --store "redis://sessiond:s3cret-Pw@127.0.0.1:$free_port/0" 2>d5.log &
+pids+=($!)
+for _ in $(seq 1 200); do
+  grep -q 'listening on' d5.log && break
+  sleep 0.05
+done
+grep -q 'listening on' d5.log || fail "sessiond on an absent Redis did not start: $(cat d5.log)"
+sleep 0.3
+if grep -q 's3cret-Pw' d5.log; then fail "the Redis password is in the log: $(grep s3cret-Pw d5.log)"; fi
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" 2>/dev/null
+pids=()
+
 [ "$failures" -eq 0 ] && echo "sessiond CLI OK"
 exit "$failures"

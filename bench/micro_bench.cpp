@@ -1,12 +1,13 @@
 // Micro-benchmarks of the verify hot path. Run: ./build/bench/micro_bench
-#include "core/crypto.hpp"
-#include "core/jwt.hpp"
-#include "store/memory/memory_session_store.hpp"
-
 #include <benchmark/benchmark.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+
+#include "core/crypto.hpp"
+#include "core/jwt.hpp"
+#include "store/memory/memory_session_store.hpp"
 
 namespace {
 

@@ -3,19 +3,18 @@
 // pipeline on the client's connection), and prints how many it created and how long it took.
 // bench/run.sh reads Redis's INFO memory before and after it.
 //   Usage: redis_sessions redis://127.0.0.1:PORT [N] [CONCURRENCY] [FIRST_USER]
-#include "core/crypto.hpp"
-#include "store/redis/redis_client.hpp"
-#include "store/redis/redis_session_store.hpp"
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <memory>
 #include <string>
+
+#include "core/crypto.hpp"
+#include "store/redis/redis_client.hpp"
+#include "store/redis/redis_session_store.hpp"
 
 namespace {
 
@@ -88,8 +87,8 @@ int main(int argc, char** argv) {
   Job job;
   job.store = &store;
   job.random = &random;
-  job.policy = RolePolicy{std::chrono::hours(24), std::chrono::hours(24 * 30), 5,
-                          OnLimit::evict_oldest};
+  job.policy =
+      RolePolicy{std::chrono::hours(24), std::chrono::hours(24 * 30), 5, OnLimit::evict_oldest};
   job.now = SystemClock().now();
   job.n = n;
   job.first_user = first_user;

@@ -1,16 +1,15 @@
 // Creates N sessions (default 1,000,000; 5 per user, realistic field sizes) in the memory store
 // and prints the resident memory they added, per session.
-#include "core/crypto.hpp"
-#include "store/memory/memory_session_store.hpp"
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+
+#include "core/crypto.hpp"
+#include "store/memory/memory_session_store.hpp"
 
 namespace {
 

@@ -2,12 +2,12 @@
 // is server/config_loader's job; this header only holds the values and their defaults. No I/O.
 #pragma once
 
-#include "core/session.hpp"
-#include "core/time.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "core/session.hpp"
+#include "core/time.hpp"
 
 namespace sessiond {
 
@@ -22,7 +22,8 @@ struct ServerConfig {
   std::vector<std::string> trusted_proxies{"127.0.0.1/32"};
   std::uint64_t max_body = 64 * 1024;
   bool secure_cookies = true;
-  Duration idle_timeout{std::chrono::seconds{30}};  // [server] idle_timeout: idle keep-alive connections
+  Duration idle_timeout{
+      std::chrono::seconds{30}};  // [server] idle_timeout: idle keep-alive connections
   Duration request_timeout{std::chrono::seconds{10}};  // whole request must arrive within this
 };
 

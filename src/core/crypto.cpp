@@ -123,8 +123,8 @@ std::string base64url_encode(std::span<const std::uint8_t> data) {
 }
 
 std::string base64url_encode(std::string_view data) {
-  return base64url_encode(
-      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+  return base64url_encode(std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
@@ -208,10 +208,9 @@ std::optional<std::string> open_successor(std::string_view predecessor, std::str
   auto key = successor_key(predecessor);
   const auto* nonce = reinterpret_cast<const unsigned char*>(sealed.data());
   std::string out(sealed.size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
-  int rc = crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(out.data()),
-                                      nonce + crypto_secretbox_NONCEBYTES,
-                                      sealed.size() - crypto_secretbox_NONCEBYTES, nonce,
-                                      key.data());
+  int rc = crypto_secretbox_open_easy(
+      reinterpret_cast<unsigned char*>(out.data()), nonce + crypto_secretbox_NONCEBYTES,
+      sealed.size() - crypto_secretbox_NONCEBYTES, nonce, key.data());
   sodium_memzero(key.data(), key.size());
   if (rc != 0) return std::nullopt;
   return out;

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <boost/system/result.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,7 +60,8 @@ struct Error {
   int retry_after_seconds = 0;  // with rate_limited
 
   Error() = default;
-  Error(Errc c, std::string d = {}) : code(c), detail(std::move(d)) {}  // NOLINT: implicit by design
+  // NOLINTNEXTLINE: implicit by design
+  Error(Errc c, std::string d = {}) : code(c), detail(std::move(d)) {}
   static Error ended(Errc c, EndReason r) {
     Error e(c);
     e.reason = r;

@@ -1,14 +1,14 @@
 // The session model and the role policy (SPEC §4). No I/O.
 #pragma once
 
-#include "core/crypto.hpp"
-#include "core/error.hpp"
-#include "core/time.hpp"
-
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
 
 namespace sessiond {
 
@@ -44,7 +44,8 @@ class RoleTable {
   std::string default_role_ = "GUEST";
 };
 
-// A live session. The idle timeout is copied from the role at creation so stores need no role table.
+// A live session. The idle timeout is copied from the role at creation so stores need no role
+// table.
 struct Session {
   SessionId id;
   UserId user_id = 0;

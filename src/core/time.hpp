@@ -1,14 +1,14 @@
 // Time points, durations, clocks and their text forms. No I/O.
 #pragma once
 
-#include "core/error.hpp"
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "core/error.hpp"
 
 namespace sessiond {
 

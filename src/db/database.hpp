@@ -6,17 +6,17 @@
 // cannot be reached or written, conflict for a unique value already taken, not_found, internal.
 #pragma once
 
-#include "core/crypto.hpp"
-#include "core/error.hpp"
-#include "core/session.hpp"
-#include "core/time.hpp"
-
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/session.hpp"
+#include "core/time.hpp"
 
 namespace sessiond::db {
 

@@ -1,9 +1,9 @@
 // sessiond's wiring: the one place that reads the configuration and names concrete classes.
 #pragma once
 
-#include "core/config.hpp"
-
 #include <string>
+
+#include "core/config.hpp"
 
 namespace sessiond::server {
 

@@ -7,16 +7,15 @@
 // All member functions may be called concurrently.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/session.hpp"
 #include "core/time.hpp"
-
-#include <boost/asio/awaitable.hpp>
-
-#include <optional>
-#include <string>
-#include <vector>
 
 namespace sessiond::store {
 
@@ -50,9 +49,9 @@ struct Lookup {
 };
 
 struct RotateRequest {
-  UserId user = 0;             // the user the token names (refresh_token_user); 0 when none
-  TokenHash presented{};       // hash of the refresh token the client sent
-  TokenHash successor{};       // hash of the new refresh token
+  UserId user = 0;               // the user the token names (refresh_token_user); 0 when none
+  TokenHash presented{};         // hash of the refresh token the client sent
+  TokenHash successor{};         // hash of the new refresh token
   std::string sealed_successor;  // the new token sealed under the presented one (seal_successor)
   TimePoint successor_expires_at;
   TimePoint now;

@@ -138,7 +138,8 @@ class SessionServiceTest : public ::testing::Test {
     return events ? events->size() : 0;
   }
 
-  // First, so it is destroyed last: worker threads finish handing results back to it before it goes.
+  // First, so it is destroyed last: worker threads finish handing results back to it before it
+  // goes.
   asio::io_context io_;
   Config config_;
   FakeClock clock_;

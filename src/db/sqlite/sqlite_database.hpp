@@ -2,16 +2,17 @@
 // one writer connection and a small set of reader connections.
 #pragma once
 
-#include "db/database.hpp"
-
 #include <memory>
 #include <string>
+
+#include "db/database.hpp"
 
 namespace sessiond::db {
 
 class SqliteDatabase final : public Database {
  public:
-  // Opens (creating it when missing) the database file. Does not migrate. Error: database_unavailable.
+  // Opens (creating it when missing) the database file. Does not migrate. Error:
+  // database_unavailable.
   static Result<std::unique_ptr<SqliteDatabase>> open(const std::string& path);
   ~SqliteDatabase() override;
 

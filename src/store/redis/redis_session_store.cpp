@@ -99,12 +99,16 @@ std::optional<TokenHash> as_hash(const Reply& r) {
 }
 
 // A live session (or a pending expiry's fields) from its id and record.
-std::optional<Session> decode_session(const Reply& sid, const Reply& packed, UserId user) {
-  auto id = as_session_id(sid);
-  if (!id || packed.type != Reply::Type::string) return std::nullopt;
-  auto record = redis::detail::decode_record(packed.str, *id, user);
+std::optional<Session> decode_session(const SessionId& id, const Reply& packed, UserId user) {
+  if (packed.type != Reply::Type::string) return std::nullopt;
+  auto record = redis::detail::decode_record(packed.str, id, user);
   if (!record || !record->has_session) return std::nullopt;
   return std::move(record->session);
+}
+std::optional<Session> decode_session(const Reply& sid, const Reply& packed, UserId user) {
+  auto id = as_session_id(sid);
+  if (!id) return std::nullopt;
+  return decode_session(*id, packed, user);
 }
 
 // {sid, record} pairs, flattened.
@@ -428,10 +432,7 @@ Task<Lookup> RedisSessionStore::validate_and_touch(UserId user, SessionId id, Ti
       out.reason = EndReason::expired;
       co_return out;
     case 3: {
-      Reply sid;
-      sid.type = Reply::Type::string;
-      sid.str = raw(id);
-      auto session = e.size() == 3 ? decode_session(sid, e[1], user) : std::nullopt;
+      auto session = e.size() == 3 ? decode_session(id, e[1], user) : std::nullopt;
       if (!session) co_return unexpected_reply();
       if (as_int(e[2]).value_or(0) != 0) impl_->record_activity(*session);
       out.found = Found::alive;
@@ -525,11 +526,8 @@ Task<std::optional<Session>> RedisSessionStore::revoke(UserId user, SessionId id
   switch (*status) {
     case 0: co_return out;
     case 1: {
-      Reply sid;
-      sid.type = Reply::Type::string;
-      sid.str = raw(id);
-      auto session = reply->elements.size() == 2 ? decode_session(sid, reply->elements[1], user)
-                                                 : std::nullopt;
+      auto session =
+          reply->elements.size() == 2 ? decode_session(id, reply->elements[1], user) : std::nullopt;
       if (!session) co_return unexpected_reply();
       impl_->forget_activity({id});
       out = std::move(session);

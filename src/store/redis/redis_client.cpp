@@ -192,21 +192,30 @@ struct RedisClient::Impl {
     if (std::chrono::steady_clock::now() >= deadline) {
       co_return unavailable("redis: command timed out");
     }
-    const auto connection = connection_for(executor);
+    auto connection = connection_for(executor);
     if (!connection) co_return unavailable("redis: client stopped");
-    const auto waiter = std::make_shared<detail::Waiter>(executor, commands.size());
-    waiter->event.expires_at(deadline);
-    if (auto queued = connection->submit(commands, waiter); !queued) co_return queued.error();
-    // Cancelled by the connection when answered or failed; expires at the deadline otherwise.
-    // Cancelled but not done: the caller's own cancellation (e.g. an awaitable operator).
-    const auto [ec] = co_await waiter->event.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!waiter->done) {
-      const bool deadline_passed = ec != asio::error::operation_aborted;
-      connection->abandon(waiter, deadline_passed);
-      co_return unavailable(deadline_passed ? "redis: command timed out" : "redis: call cancelled");
-    }
-    if (waiter->error) co_return *waiter->error;
-    co_return std::move(waiter->replies);
+    auto waiter = std::make_shared<detail::Waiter>(commands.size(), deadline);
+    // Named, not written inside the co_await (g++ 12 miscompiles some temporaries there).
+    const auto initiation = [&commands](auto handler, std::shared_ptr<Connection> connection,
+                                        std::shared_ptr<detail::Waiter> waiter) {
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      if (slot.is_connected()) {
+        // The caller's own cancellation (e.g. an awaitable operator): the reply is discarded.
+        slot.assign([weak_connection = std::weak_ptr<Connection>(connection),
+                     weak_waiter = std::weak_ptr<detail::Waiter>(waiter)](asio::cancellation_type) {
+          const auto connection = weak_connection.lock();
+          const auto waiter = weak_waiter.lock();
+          if (connection && waiter) connection->cancel(waiter);
+        });
+        waiter->slot = slot;
+      }
+      waiter->handler =
+          std::make_unique<detail::Waiter::HandlerOf<decltype(handler)>>(std::move(handler));
+      connection->submit(commands, waiter);
+    };
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                            void(Result<std::vector<Reply>>)>(
+        initiation, asio::use_awaitable, std::move(connection), std::move(waiter));
   }
 
   std::chrono::steady_clock::time_point deadline() const {

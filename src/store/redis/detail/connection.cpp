@@ -5,6 +5,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <exception>
@@ -33,15 +34,17 @@ Connection::Connection(asio::any_io_executor executor, std::shared_ptr<ClientSha
     : executor_(std::move(executor)),
       shared_(std::move(shared)),
       client_id_(client_id),
+      deadline_timer_(executor_),
       backoff_(shared_->options.reconnect_min) {}
 
-Result<void> Connection::submit(const std::vector<std::vector<std::string>>& commands,
-                                const std::shared_ptr<Waiter>& waiter) {
+void Connection::submit(const std::vector<std::vector<std::string>>& commands,
+                        const std::shared_ptr<Waiter>& waiter) {
   switch (state_) {
-    case State::stopped: return unavailable("redis: client stopped");
+    case State::stopped: complete(waiter, unavailable("redis: client stopped")); return;
     case State::backoff:
       if (std::chrono::steady_clock::now() < retry_at_) {
-        return unavailable("redis: unreachable, waiting before reconnecting");
+        complete(waiter, unavailable("redis: unreachable, waiting before reconnecting"));
+        return;
       }
       state_ = State::idle;
       break;
@@ -52,11 +55,13 @@ Result<void> Connection::submit(const std::vector<std::vector<std::string>>& com
   for (const auto& command : commands) {
     if (!append_command(write_buffer_, command)) {
       write_buffer_.resize(mark);
-      return Error{Errc::internal, "redis: cannot encode a command"};
+      complete(waiter, Error{Errc::internal, "redis: cannot encode a command"});
+      return;
     }
   }
   pending_.insert(pending_.end(), commands.size(), waiter);
   buffered_commands_ += commands.size();
+  watch_deadline(waiter->deadline);
 
   if (state_ == State::idle) {
     start_connect();
@@ -64,30 +69,88 @@ Result<void> Connection::submit(const std::vector<std::vector<std::string>>& com
     link_->writer_idle = false;
     link_->write_signal.cancel();
   }
-  return {};
 }
 
-void Connection::abandon(const std::shared_ptr<Waiter>& waiter, bool deadline_passed) {
+void Connection::cancel(const std::shared_ptr<Waiter>& waiter) {
+  // Its entries stay in the FIFO, so later replies still line up. A caller's own cancellation
+  // says nothing about the server: the connection is kept and the late reply discarded.
+  complete(waiter, unavailable("redis: call cancelled"), /*from_cancellation=*/true);
+}
+
+void Connection::complete(const std::shared_ptr<Waiter>& waiter, Result<std::vector<Reply>> result,
+                          bool from_cancellation) {
   if (waiter->done) return;
-  waiter->done = true;  // its entries stay in the FIFO, so later replies still line up
-  // A reply after the deadline could be discarded the same way, but a server or network that
-  // stopped answering would then make every later call wait out its whole deadline while the
-  // queue grows, and a half-open TCP connection would never be noticed. So a passed deadline on a
-  // ready connection resets it: the other calls in flight fail too (their outcome is as unknown
-  // as this one's) and the next call starts afresh. A caller's own cancellation says nothing
-  // about the server: that reply is just discarded. While connecting, the connect has its own
-  // timeout; the command still goes out once connected and its reply is discarded.
-  if (deadline_passed && state_ == State::ready) {
+  waiter->done = true;
+  // A slot's handler must not be cleared from inside itself; a later emit finds the waiter done.
+  if (waiter->slot.is_connected() && !from_cancellation) waiter->slot.clear();
+  waiter->slot = {};
+  if (!waiter->handler) return;
+  // Posted, never run here: the caller resumes after the loop that completed it.
+  asio::post(executor_,
+             [handler = std::move(waiter->handler), result = std::move(result)]() mutable {
+               handler->complete(std::move(result));
+             });
+}
+
+void Connection::watch_deadline(std::chrono::steady_clock::time_point deadline) {
+  if (deadline_armed_ && deadline_at_ <= deadline) return;
+  deadline_armed_ = true;
+  deadline_at_ = deadline;
+  deadline_timer_.expires_at(deadline);  // cancels a later wait, whose handler then does nothing
+  deadline_timer_.async_wait([self = shared_from_this(),
+                              generation = ++deadline_generation_](boost::system::error_code ec) {
+    if (ec || generation != self->deadline_generation_) return;
+    self->deadline_armed_ = false;
+    self->sweep();
+  });
+}
+
+void Connection::sweep() {
+  if (state_ == State::stopped) return;
+  const auto now = std::chrono::steady_clock::now();
+  bool expired = false;
+  for (const auto& waiter : pending_) {
+    if (!waiter->done && waiter->deadline <= now) {
+      complete(waiter, unavailable("redis: command timed out"));
+      expired = true;
+    }
+  }
+  // A reply after the deadline could be discarded like a cancelled call's, but a server or
+  // network that stopped answering would then make every later call wait out its whole deadline
+  // while the queue grows, and a half-open TCP connection would never be noticed. So a passed
+  // deadline on a ready connection resets it: the other calls in flight fail too (their outcome
+  // is as unknown as the expired one's) and the next call starts afresh. While connecting, the
+  // connect has its own timeout; the command still goes out once connected and its reply is
+  // discarded.
+  if (expired && state_ == State::ready) {
     drop(link_, "redis: command timed out, connection reset");
   }
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (const auto& waiter : pending_) {
+    if (!waiter->done && (!next || waiter->deadline < *next)) next = waiter->deadline;
+  }
+  if (next) watch_deadline(*next);
 }
 
 void Connection::shutdown() {
   state_ = State::stopped;
   if (link_) close_link();
   fail_all(unavailable("redis: client stopped"));
+  deadline_timer_.cancel();
   auto& context = asio::query(executor_, asio::execution::context);
   asio::use_service<ConnectionRegistry>(context).erase(client_id_, this);
+}
+
+void Connection::discard_waiters() {
+  state_ = State::stopped;
+  std::vector<std::unique_ptr<Waiter::Handler>> handlers;
+  for (const auto& waiter : pending_) {
+    waiter->done = true;
+    if (waiter->slot.is_connected()) waiter->slot.clear();
+    if (waiter->handler) handlers.push_back(std::move(waiter->handler));
+  }
+  pending_.clear();
+  handlers.clear();  // destroys the suspended callers, here, while this connection is still held
 }
 
 void Connection::start_connect() {
@@ -250,10 +313,7 @@ void Connection::deliver(Reply reply) {
   pending_.pop_front();
   if (waiter->done) return;
   waiter->replies.push_back(std::move(reply));
-  if (waiter->replies.size() == waiter->expected) {
-    waiter->done = true;
-    waiter->event.cancel();
-  }
+  if (waiter->replies.size() == waiter->expected) complete(waiter, std::move(waiter->replies));
 }
 
 void Connection::connect_failed(const std::shared_ptr<Link>& link, std::string detail) {
@@ -283,13 +343,8 @@ void Connection::close_link() {
 }
 
 void Connection::fail_all(const Error& error) {
-  // Cancelling a timer only queues the caller's resumption, so no waiter runs inside this loop.
-  for (const auto& waiter : pending_) {
-    if (waiter->done) continue;
-    waiter->done = true;
-    waiter->error = error;
-    waiter->event.cancel();
-  }
+  // Completing only queues the caller's resumption, so no waiter runs inside this loop.
+  for (const auto& waiter : pending_) complete(waiter, error);
   pending_.clear();
   write_buffer_.clear();
   buffered_commands_ = 0;
@@ -323,6 +378,7 @@ void ConnectionRegistry::shutdown() {
     const std::lock_guard lock(mutex_);
     connections.swap(connections_);
   }
+  for (auto& [id, connection] : connections) connection->discard_waiters();
 }
 
 }  // namespace sessiond::store::redis::detail

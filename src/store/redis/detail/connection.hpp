@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -38,18 +39,36 @@ struct ClientShared {
   std::atomic<std::uint64_t> writes{0};
 };
 
-// One call (one command or one pipeline) waiting for its replies. `event` expires at the call's
-// deadline and is cancelled to wake the caller early; it runs on the caller's executor.
+// One call (one command or one pipeline) waiting for its replies. The caller's completion handler
+// is kept here and posted to the connection's executor (the caller's own io_context) once the
+// call is answered, failed or abandoned: no timer per call. Deadlines are watched by one timer per
+// connection (Connection::sweep).
 struct Waiter {
-  Waiter(const boost::asio::any_io_executor& executor, std::size_t expected_replies)
-      : event(executor), expected(expected_replies) {
+  // The caller's completion handler, type-erased (Boost 1.81's any_completion_handler recurses
+  // without end when moved into place).
+  struct Handler {
+    virtual ~Handler() = default;
+    virtual void complete(Result<std::vector<Reply>> result) = 0;
+  };
+  template <class H>
+  struct HandlerOf final : Handler {
+    explicit HandlerOf(H h) : handler(std::move(h)) {}
+    void complete(Result<std::vector<Reply>> result) override {
+      std::move(handler)(std::move(result));
+    }
+    H handler;
+  };
+
+  Waiter(std::size_t expected_replies, std::chrono::steady_clock::time_point call_deadline)
+      : expected(expected_replies), deadline(call_deadline) {
     replies.reserve(expected_replies);
   }
-  boost::asio::steady_timer event;
   std::size_t expected;
+  std::chrono::steady_clock::time_point deadline;
   std::vector<Reply> replies;
-  std::optional<Error> error;
-  bool done = false;  // answered, failed, or abandoned after its deadline: later replies discarded
+  std::unique_ptr<Handler> handler;
+  boost::asio::cancellation_slot slot;  // the caller's, while connected to this call
+  bool done = false;  // answered, failed, or abandoned: later replies are discarded
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -59,16 +78,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const boost::asio::any_io_executor& executor() const { return executor_; }
 
-  // Encodes the commands, queues the waiter and, in the same step, wakes the writer or starts
-  // connecting. Error: store_unavailable while backing off after a failed connect, or stopped.
-  Result<void> submit(const std::vector<std::vector<std::string>>& commands,
-                      const std::shared_ptr<Waiter>& waiter);
+  // Encodes the commands, queues the waiter (whose handler is set) and, in the same step, wakes
+  // the writer or starts connecting. The waiter completes later, never inside this call: with
+  // store_unavailable while backing off after a failed connect, or once stopped.
+  void submit(const std::vector<std::vector<std::string>>& commands,
+              const std::shared_ptr<Waiter>& waiter);
 
-  // The waiter's deadline passed, or its caller cancelled it, before its replies came.
-  void abandon(const std::shared_ptr<Waiter>& waiter, bool deadline_passed);
+  // The caller cancelled the waiter before its replies came: they are discarded when they come.
+  void cancel(const std::shared_ptr<Waiter>& waiter);
 
   // Closes the connection for good and fails every waiter; unregisters it from its context.
   void shutdown();
+
+  // The execution context is going away: drops every waiter's handler without calling it (that
+  // destroys the suspended callers, which hold this connection).
+  void discard_waiters();
 
  private:
   enum class State { idle, connecting, ready, backoff, stopped };
@@ -92,6 +116,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> write_loop(std::shared_ptr<Link> link);
   boost::asio::awaitable<void> read_loop(std::shared_ptr<Link> link);
   void deliver(Reply reply);
+  void complete(const std::shared_ptr<Waiter>& waiter, Result<std::vector<Reply>> result,
+                bool from_cancellation = false);
+  void watch_deadline(std::chrono::steady_clock::time_point deadline);
+  void sweep();
   void connect_failed(const std::shared_ptr<Link>& link, std::string detail);
   void drop(const std::shared_ptr<Link>& link, std::string detail);
   void close_link();
@@ -105,6 +133,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string write_buffer_;    // encoded commands not yet handed to the socket
   std::uint64_t buffered_commands_ = 0;
   std::deque<std::shared_ptr<Waiter>> pending_;  // one entry per command, in wire order
+  boost::asio::steady_timer deadline_timer_;     // at the earliest deadline of a waiter, when armed
+  bool deadline_armed_ = false;
+  std::chrono::steady_clock::time_point deadline_at_;
+  std::uint64_t deadline_generation_ = 0;  // tells a superseded wait from the current one
   std::chrono::steady_clock::duration backoff_;
   std::chrono::steady_clock::time_point retry_at_;
 };

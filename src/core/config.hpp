@@ -68,6 +68,8 @@ struct WebhooksConfig {
 struct JobsConfig {
   Duration cleanup_interval{std::chrono::seconds{60}};
   Duration activity_flush_interval{std::chrono::seconds{30}};
+  // Redis store: the outbox writer's lease; entries a stopped node left are taken over after it.
+  Duration outbox_claim_after{std::chrono::seconds{30}};
 };
 
 struct Config {

@@ -2,12 +2,15 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <csignal>
@@ -200,6 +203,7 @@ std::unique_ptr<store::SessionStore> open_redis_store(const Config& config) {
   auto client = std::make_shared<store::redis::RedisClient>(*url);
   store::RedisStoreOptions options;
   options.tombstone_ttl = tombstone_ttl(config);
+  options.outbox = true;  // every session change reaches the database through the outbox
   auto store = std::make_unique<store::RedisSessionStore>(client, options);
 
   // Check the Redis configuration once now (SPEC §7) on a private io_context; its connection
@@ -263,6 +267,69 @@ asio::awaitable<void> job_loop(service::SessionService& svc, const Config& confi
   }
 }
 
+// The outbox writer (Redis store): moves session changes from the store's outbox into the
+// database as they come, and waits out a database or store outage with growing pauses.
+asio::awaitable<void> outbox_loop(service::SessionService& svc, std::string consumer,
+                                  std::atomic<bool>& stopping) {
+  using namespace std::chrono_literals;
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  const Duration idle = 100ms;
+  Duration backoff = idle;
+  bool failing = false;
+  while (!stopping) {
+    Result<std::size_t> written = std::size_t{0};
+    try {
+      written = co_await svc.drain_outbox(consumer);
+    } catch (const std::exception& e) {
+      written = Error(Errc::internal, e.what());
+    }
+    Duration pause = idle;
+    if (written) {
+      if (failing) spdlog::info("outbox: writing to the database again");
+      failing = false;
+      backoff = idle;
+      if (*written > 0) continue;
+    } else {
+      if (!failing) {
+        spdlog::warn(
+            "outbox: cannot move session events to the database yet ({}); they wait in "
+            "the store and are retried",
+            written.error().detail);
+      }
+      failing = true;
+      pause = backoff;
+      backoff = std::min<Duration>(backoff * 2, 5s);
+    }
+    timer.expires_after(pause);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+// At shutdown: what the outbox still holds (for about a second), then the lease goes.
+asio::awaitable<void> outbox_flush(service::SessionService& svc, std::string consumer) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+  while (std::chrono::steady_clock::now() < until) {
+    auto written = co_await svc.drain_outbox(consumer);
+    if (!written || *written == 0) break;
+  }
+  (void)co_await svc.release_outbox(consumer);
+}
+
+// This node's name in the outbox's consumer group: host, listen address and data directory, so
+// that a node restarted after a crash is the same consumer: it still holds the writer's lease and
+// takes back at once the entries it had not written (another node would wait outbox_claim_after).
+std::string outbox_consumer(const Config& config) {
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  std::error_code ec;
+  auto dir = fs::weakly_canonical(config.data_dir, ec);
+  if (ec) dir = config.data_dir;
+  const auto digest = sha256(dir.string());
+  return std::string(host.data()) + "/" + config.server.listen + "/" +
+         to_hex(std::span<const std::uint8_t>(digest).first(6));
+}
+
 }  // namespace
 
 int run_migrate(const Config& config) {
@@ -322,6 +389,10 @@ int run_server(const Config& config) {
     if (!port) throw StartError{kExitFailure, "server.listen: " + port.error().detail};
     std::atomic<bool> stopping{false};
     asio::co_spawn(server.main_context(), job_loop(svc, config, stopping), asio::detached);
+    const std::string consumer = outbox_consumer(config);
+    if (svc.has_outbox()) {
+      asio::co_spawn(server.main_context(), outbox_loop(svc, consumer, stopping), asio::detached);
+    }
     server.start();
     // Schemes only: a URL may carry a password, and secrets never reach the log.
     spdlog::info("listening on {}:{} ({} threads, store {}, database {})", options.host, *port,
@@ -336,6 +407,10 @@ int run_server(const Config& config) {
     stopping = true;
     asio::co_spawn(server.main_context(), svc.flush(), asio::use_future)
         .wait_for(std::chrono::seconds(1));
+    if (svc.has_outbox()) {
+      asio::co_spawn(server.main_context(), outbox_flush(svc, consumer), asio::use_future)
+          .wait_for(std::chrono::seconds(1));
+    }
     server.stop();
     db_workers.stop();
     hash_workers.stop();

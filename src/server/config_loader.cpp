@@ -496,6 +496,8 @@ const std::vector<KeySpec>& key_specs() {
        [](C& c, const V& v) { return set_duration(c.jobs.cleanup_interval, v); }},
       {"jobs", "activity_flush_interval",
        [](C& c, const V& v) { return set_duration(c.jobs.activity_flush_interval, v); }},
+      {"jobs", "outbox_claim_after",
+       [](C& c, const V& v) { return set_duration(c.jobs.outbox_claim_after, v); }},
 
       {"log", "level",
        [](C& c, const V& v) { return set_string(c.log_level, v, check_log_level); }},

@@ -9,6 +9,7 @@
 
 #include "core/device.hpp"
 #include "core/password.hpp"
+#include "service/changes.hpp"
 
 namespace sessiond::service {
 
@@ -19,6 +20,7 @@ namespace {
 
 constexpr std::size_t kMaxUserAgent = 512;
 constexpr std::size_t kMaxPendingBatches = 100'000;
+constexpr std::size_t kOutboxBatch = 500;  // entries per database transaction
 
 // A change made in the store whose database write failed: it is in effect and queued for retry,
 // but not acknowledged as durable.
@@ -44,16 +46,6 @@ json::object parse_object(const std::string& text) {
 Error ended_error(EndReason reason) {
   return Error::ended(reason == EndReason::expired ? Errc::session_expired : Errc::session_revoked,
                       reason);
-}
-
-std::string_view end_event_type(EndReason reason) {
-  switch (reason) {
-    case EndReason::logout: return "logout";
-    case EndReason::expired: return "session_expired";
-    case EndReason::max_sessions_exceeded: return "session_evicted";
-    case EndReason::refresh_token_reuse: return "refresh_reuse_detected";
-    default: return "session_revoked";
-  }
 }
 
 }  // namespace
@@ -104,7 +96,8 @@ std::string normalize_mobile(std::string_view number) {
   return "+" + digits;
 }
 
-SessionService::SessionService(ServiceDeps deps) : deps_(std::move(deps)) {}
+SessionService::SessionService(ServiceDeps deps)
+    : deps_(std::move(deps)), outbox_(deps_.store.has_outbox()) {}
 
 template <class Fn>
 auto SessionService::db_call(Fn fn) -> awaitable<std::invoke_result_t<Fn&>> {
@@ -127,17 +120,21 @@ db::Event SessionService::event(std::string type, std::optional<UserId> user,
   return e;
 }
 
+void SessionService::add_store_change(db::ChangeBatch& batch, store::StoreChange change) const {
+  // With an outbox the store has already enqueued the change, in the same step that made it.
+  if (outbox_) return;
+  add_change(batch, change, random_secret(deps_.random, 16));
+}
+
 void SessionService::add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason,
                                TimePoint at, const std::string& ip) const {
-  batch.changes.emplace_back(db::SessionEnded{s.id, at, reason});
-  auto e = event(std::string(end_event_type(reason)), s.user_id, s.id, ip,
-                 {{"reason", reason_name(reason)}, {"device_info", s.device_info}});
-  e.at = at;
-  if (reason == EndReason::expired) {
-    // An expiry may be noticed twice (by a request and by the cleanup job): one event.
-    e.uid = "expired:" + s.id.to_string();
-  }
-  batch.events.push_back(std::move(e));
+  store::StoreChange change;
+  change.kind = store::StoreChange::Kind::ended;
+  change.session = s;
+  change.reason = reason;
+  change.at = at;
+  change.ip = ip;
+  add_store_change(batch, std::move(change));
 }
 
 awaitable<bool> SessionService::record(db::ChangeBatch batch) {
@@ -225,10 +222,14 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
     co_await record(std::move(batch));
     co_return created.error();
   }
-  batch.changes.emplace_back(db::SessionCreated{s, refresh_hash, refresh_expires_at});
-  batch.events.push_back(
-      event("login_succeeded", user.id, s.id, client.ip,
-            {{"auth_method", auth_method_name(method)}, {"device_info", s.device_info}}));
+  store::StoreChange change;
+  change.kind = store::StoreChange::Kind::created;
+  change.session = s;
+  change.refresh_hash = refresh_hash;
+  change.refresh_expires_at = refresh_expires_at;
+  change.at = now;
+  change.ip = client.ip;
+  add_store_change(batch, std::move(change));
   for (const auto& evicted : created->evicted) {
     add_ended(batch, evicted, EndReason::max_sessions_exceeded, now, client.ip);
     ++counters_.evictions;
@@ -324,11 +325,15 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
     case store::Rotation::rotated: {
       const Session& s = outcome.session;
       db::ChangeBatch batch;
-      batch.changes.emplace_back(
-          db::SessionRotated{s.id, successor_hash,
-                             std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at),
-                             s.last_activity, s.expires_at(), client.ip});
-      batch.events.push_back(event("session_refreshed", s.user_id, s.id, client.ip));
+      store::StoreChange change;
+      change.kind = store::StoreChange::Kind::rotated;
+      change.session = s;
+      change.refresh_hash = successor_hash;
+      change.refresh_expires_at =
+          std::min(now + deps_.config.tokens.refresh_ttl, s.absolute_expires_at);
+      change.at = now;
+      change.ip = client.ip;
+      add_store_change(batch, std::move(change));
       // Without the write the client keeps its old token, which the grace window answers again.
       if (!co_await record(std::move(batch))) co_return kNotDurable;
       co_return make_response(s, std::move(successor), now, co_await user_or_minimal(s));
@@ -400,7 +405,7 @@ Task<std::vector<Session>> SessionService::list_sessions(UserId user) {
 Task<void> SessionService::revoke_session(UserId user, SessionId id, EndReason reason,
                                           ClientInfo client) {
   const TimePoint now = deps_.clock.now();
-  auto revoked = co_await deps_.store.revoke(user, id, reason, now);
+  auto revoked = co_await deps_.store.revoke(user, id, reason, now, client.ip);
   if (!revoked) co_return revoked.error();
   if (!*revoked) co_return Error(Errc::not_found, "no such live session");
   db::ChangeBatch batch;
@@ -412,7 +417,7 @@ Task<void> SessionService::revoke_session(UserId user, SessionId id, EndReason r
 Task<int> SessionService::revoke_all(UserId user, std::optional<SessionId> keep, EndReason reason,
                                      ClientInfo client) {
   const TimePoint now = deps_.clock.now();
-  auto revoked = co_await deps_.store.revoke_all(user, keep, reason, now);
+  auto revoked = co_await deps_.store.revoke_all(user, keep, reason, now, client.ip);
   if (!revoked) co_return revoked.error();
   db::ChangeBatch batch;
   for (const auto& s : *revoked) add_ended(batch, s, reason, now, client.ip);
@@ -442,8 +447,8 @@ Task<void> SessionService::change_password(const Principal& who, std::string cur
   auto updated = co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
   if (!updated) co_return updated.error();
 
-  auto ended =
-      co_await deps_.store.revoke_all(user->id, who.session.id, EndReason::password_changed, now);
+  auto ended = co_await deps_.store.revoke_all(user->id, who.session.id,
+                                               EndReason::password_changed, now, client.ip);
   db::ChangeBatch batch;
   batch.events.push_back(event("password_changed", user->id, who.session.id, client.ip));
   if (ended) {
@@ -554,7 +559,7 @@ Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request,
   if (request.password)
     batch.events.push_back(event("password_changed", id, std::nullopt, client.ip));
   if (end_all) {
-    auto ended = co_await deps_.store.revoke_all(id, std::nullopt, *end_all, now);
+    auto ended = co_await deps_.store.revoke_all(id, std::nullopt, *end_all, now, client.ip);
     if (!ended) {
       co_await record(std::move(batch));
       co_return ended.error();
@@ -637,6 +642,40 @@ awaitable<void> SessionService::run_jobs_once(bool flush_activity) {
       break;
     }
   }
+}
+
+Task<std::size_t> SessionService::drain_outbox(const std::string& consumer) {
+  auto taken = co_await deps_.store.outbox_take(consumer, kOutboxBatch,
+                                                deps_.config.jobs.outbox_claim_after);
+  if (!taken) co_return taken.error();
+  if (taken->empty()) co_return std::size_t{0};
+  db::ChangeBatch batch;
+  std::vector<std::string> ids;
+  ids.reserve(taken->size());
+  for (const auto& entry : *taken) {
+    if (entry.change) {
+      // The entry's id makes the event's: a batch written again stores each event once.
+      add_change(batch, *entry.change, "outbox:" + entry.id);
+    } else {
+      spdlog::error("outbox entry {} cannot be read: skipped", entry.id);
+    }
+    ids.push_back(entry.id);
+  }
+  if (!batch.changes.empty() || !batch.events.empty()) {
+    auto written = co_await db_call([&] { return deps_.database.apply(batch); });
+    if (!written) co_return written.error();
+  }
+  auto acked = co_await deps_.store.outbox_ack(ids);
+  if (!acked) co_return acked.error();
+  co_return ids.size();
+}
+
+Task<void> SessionService::release_outbox(const std::string& consumer) {
+  co_return co_await deps_.store.outbox_release(consumer);
+}
+
+Task<std::size_t> SessionService::outbox_length() {
+  co_return co_await deps_.store.outbox_length();
 }
 
 std::string SessionService::new_csrf_token() const { return random_secret(deps_.random, 24); }

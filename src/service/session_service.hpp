@@ -137,6 +137,16 @@ class SessionService {
   // Writes whatever is still pending (at shutdown).
   boost::asio::awaitable<void> flush();
 
+  // --- the outbox (Redis store; SPEC §6) ---
+  bool has_outbox() const { return outbox_; }
+  // Moves one batch of the store's outbox into the database, then acknowledges it. Returns how
+  // many entries it wrote: 0 when there was nothing, or another node holds the writer's lease.
+  // Errors: database_unavailable or store_unavailable (nothing acknowledged: tried again later).
+  Task<std::size_t> drain_outbox(const std::string& consumer);
+  // Hands the writer's lease over (at shutdown).
+  Task<void> release_outbox(const std::string& consumer);
+  Task<std::size_t> outbox_length();
+
   // The public signing key for /.well-known/jwks.json (none for HS256).
   std::optional<boost::json::object> public_jwk() const { return deps_.jwt.public_jwk(); }
   // Operator warnings about the store's configuration (SPEC §7), for /readyz.
@@ -168,6 +178,8 @@ class SessionService {
   std::string mint_access_token(const Session& session, TimePoint iat, std::string jti) const;
   db::Event event(std::string type, std::optional<UserId> user, std::optional<SessionId> session,
                   const std::string& ip, const boost::json::object& detail = {}) const;
+  // Adds a change the store made to `batch`, unless the store's outbox already carries it.
+  void add_store_change(db::ChangeBatch& batch, store::StoreChange change) const;
   void add_ended(db::ChangeBatch& batch, const Session& s, EndReason reason, TimePoint at,
                  const std::string& ip) const;
   // Writes the batch (write-through). Returns false when the database failed: the batch is then
@@ -178,6 +190,7 @@ class SessionService {
   Result<db::User> validate_user_request(const CreateUserRequest& r) const;
 
   ServiceDeps deps_;
+  const bool outbox_;  // the store enqueues session changes itself (SPEC §6)
   Counters counters_;
   mutable std::mutex pending_mutex_;
   std::deque<db::ChangeBatch> pending_;

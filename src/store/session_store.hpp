@@ -94,6 +94,26 @@ struct RestoredTombstone {
   TokenHash refresh_hash{};  // the session's last refresh token, which answers `ended` too
 };
 
+// A change to a session as a shared store's outbox carries it (SPEC §6): the operation that makes
+// the change enqueues it in the same atomic step, and a writer moves it into the database.
+struct StoreChange {
+  enum class Kind { created, rotated, ended };
+  Kind kind = Kind::created;
+  // created: the new session; rotated: the session after the rotation; ended: the session as it
+  // was when it ended.
+  Session session;
+  TokenHash refresh_hash{};      // created, rotated: the session's current refresh-token hash
+  TimePoint refresh_expires_at;  // created, rotated: when that token expires
+  EndReason reason = EndReason::logout;  // ended
+  TimePoint at;                          // when the change was made (an expiry: the deadline)
+  std::string ip;  // address of the request that made it; empty when none (the cleanup job)
+};
+
+struct OutboxEntry {
+  std::string id;                     // the store's id of the entry, unique and stable
+  std::optional<StoreChange> change;  // nullopt when the entry cannot be read (acknowledge it)
+};
+
 // last_activity / last_ip changes not yet written to the database.
 struct ActivityChange {
   SessionId id;
@@ -122,13 +142,14 @@ class SessionStore {
   virtual Task<RotateOutcome> rotate_refresh(RotateRequest request) = 0;
 
   // Ends one live session of `user`. Returns it, or nullopt when it is not a live session of
-  // that user.
+  // that user. `ip`: the address of the request, for the outbox.
   virtual Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason,
-                                              TimePoint now) = 0;
+                                              TimePoint now, std::string ip = {}) = 0;
 
   // Ends every live session of `user` except `keep` (when given). Returns the ended sessions.
   virtual Task<std::vector<Session>> revoke_all(UserId user, std::optional<SessionId> keep,
-                                                EndReason reason, TimePoint now) = 0;
+                                                EndReason reason, TimePoint now,
+                                                std::string ip = {}) = 0;
 
   // The user's live sessions, most recent activity first. Does not touch them.
   virtual Task<std::vector<Session>> list(UserId user, TimePoint now) = 0;
@@ -152,6 +173,33 @@ class SessionStore {
   // Loads sessions and tombstones at start (embedded mode). Not concurrent with other calls.
   virtual Result<void> restore(std::vector<RestoredSession> sessions,
                                std::vector<RestoredTombstone> tombstones) = 0;
+
+  // --- the outbox (shared stores; SPEC §6) ---
+  // True when every operation that changes a session also enqueues the change (a StoreChange) in
+  // the same atomic step; the caller then does not write those changes through itself.
+  virtual bool has_outbox() const { return false; }
+  // Up to about `max` entries for `consumer` (a name unique to one process): those it took
+  // earlier and did not acknowledge, those another consumer took and left unacknowledged for
+  // longer than `claim_after` (a crashed node), then new ones. Oldest first. One consumer at a
+  // time takes entries (a lease of `claim_after`, renewed by each call; the others get none), so
+  // changes reach the database in the order they were made.
+  virtual Task<std::vector<OutboxEntry>> outbox_take(std::string consumer, std::size_t max,
+                                                     Duration claim_after) {
+    (void)consumer, (void)max, (void)claim_after;
+    co_return std::vector<OutboxEntry>{};
+  }
+  // The entries are in the database: they are removed from the outbox.
+  virtual Task<void> outbox_ack(std::vector<std::string> ids) {
+    (void)ids;
+    co_return Result<void>{};
+  }
+  // Gives the lease up (at shutdown), so that another consumer takes over at once.
+  virtual Task<void> outbox_release(std::string consumer) {
+    (void)consumer;
+    co_return Result<void>{};
+  }
+  // Entries waiting in the outbox (taken or not).
+  virtual Task<std::size_t> outbox_length() { co_return std::size_t{0}; }
 
   // Configuration problems of the backing service found at start (for the log and /readyz), e.g.
   // a Redis that may evict keys or persists nothing. Empty when there is nothing to say.

@@ -208,6 +208,7 @@ TEST(ConfigurationDoc, DocumentsEveryKeyWithItsVariable) {
       {"webhooks.events", "SESSIOND_WEBHOOKS_EVENTS"},
       {"jobs.cleanup_interval", "SESSIOND_JOBS_CLEANUP_INTERVAL"},
       {"jobs.activity_flush_interval", "SESSIOND_JOBS_ACTIVITY_FLUSH_INTERVAL"},
+      {"jobs.outbox_claim_after", "SESSIOND_JOBS_OUTBOX_CLAIM_AFTER"},
       {"log.level", "SESSIOND_LOG_LEVEL"},
   };
   EXPECT_EQ(documented_variables(), expected);

@@ -333,8 +333,8 @@ TEST_P(Refresh, ReuseAfterGraceRevokesTheWholeSession) {
       is_problem(verify(client_, t.access_token), 401, "session_revoked", "refresh_token_reuse"));
   EXPECT_TRUE(is_problem(refresh(newest_refresh), 401, "session_revoked", "refresh_token_reuse"));
 
-  auto events = client_.request("GET", "/admin/v1/events?type=refresh_reuse_detected",
-                                {{"Authorization", server_.admin_auth()}});
+  auto events = events_until(client_, server_, "type=refresh_reuse_detected",
+                             [](const boost::json::array& a) { return !a.empty(); });
   ASSERT_EQ(events.status, 200) << events.body;
   ASSERT_EQ(events.json().as_array().size(), 1u) << events.body;
   EXPECT_EQ(str(events.json().as_array()[0], "session_id"), t.session_id);

@@ -236,4 +236,20 @@ bool eventually(Fn condition, std::chrono::milliseconds deadline,
   }
 }
 
+// GET /admin/v1/events?<query> until `enough` holds for the JSON array it answers (or 10 s pass):
+// with the Redis store, events reach the database through the outbox, a moment after the change.
+template <class Fn>
+HttpResponse events_until(HttpClient& c, const SessiondProcess& server, const std::string& query,
+                          Fn enough) {
+  HttpResponse last;
+  eventually(
+      [&] {
+        last =
+            c.request("GET", "/admin/v1/events?" + query, {{"Authorization", server.admin_auth()}});
+        return last.status == 200 && enough(last.json().as_array());
+      },
+      10s);
+  return last;
+}
+
 }  // namespace sessiond::http_test

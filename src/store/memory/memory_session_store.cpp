@@ -755,13 +755,14 @@ Task<RotateOutcome> MemorySessionStore::rotate_refresh(RotateRequest request) {
 }
 
 Task<std::optional<Session>> MemorySessionStore::revoke(UserId user, SessionId id, EndReason reason,
-                                                        TimePoint now) {
+                                                        TimePoint now, std::string /*ip*/) {
   co_return impl_->revoke(user, id, reason, now);
 }
 
 Task<std::vector<Session>> MemorySessionStore::revoke_all(UserId user,
                                                           std::optional<SessionId> keep,
-                                                          EndReason reason, TimePoint now) {
+                                                          EndReason reason, TimePoint now,
+                                                          std::string /*ip*/) {
   co_return impl_->revoke_all(user, keep, reason, now);
 }
 

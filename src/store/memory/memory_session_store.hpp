@@ -35,10 +35,11 @@ class MemorySessionStore final : public SessionStore {
   Task<Lookup> validate_and_touch(UserId user, SessionId id, TimePoint now,
                                   std::string ip) override;
   Task<RotateOutcome> rotate_refresh(RotateRequest request) override;
-  Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason,
-                                      TimePoint now) override;
+  Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason, TimePoint now,
+                                      std::string ip = {}) override;
   Task<std::vector<Session>> revoke_all(UserId user, std::optional<SessionId> keep,
-                                        EndReason reason, TimePoint now) override;
+                                        EndReason reason, TimePoint now,
+                                        std::string ip = {}) override;
   Task<std::vector<Session>> list(UserId user, TimePoint now) override;
   Task<std::optional<UserId>> owner_of(SessionId id, TimePoint now) override;
   Task<std::vector<Session>> collect_expired(TimePoint now, std::size_t max) override;

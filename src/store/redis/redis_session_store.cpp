@@ -172,6 +172,124 @@ std::vector<std::string> evalsha_command(const Script& script, const std::vector
   return command;
 }
 
+// --- the outbox ---
+
+constexpr const char* kWriters = "writers";  // the consumer group of every node's writer
+
+// KEYS[1] the lease, ARGV[1] the consumer, ARGV[2] its lifetime (ms). 1 when the consumer holds
+// the lease (taken now or renewed), 0 when another does.
+const Script& lease_script() {
+  static const Script script = redis::make_script(R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+)lua");
+  return script;
+}
+
+// KEYS[1] the lease, ARGV[1] the consumer.
+const Script& release_script() {
+  static const Script script = redis::make_script(R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+)lua");
+  return script;
+}
+
+// A stream id "<ms>-<seq>", for ordering.
+std::pair<std::uint64_t, std::uint64_t> stream_order(std::string_view id) {
+  std::pair<std::uint64_t, std::uint64_t> out{0, 0};
+  const auto dash = id.find('-');
+  std::from_chars(id.data(), id.data() + std::min(dash, id.size()), out.first);
+  if (dash != std::string_view::npos) {
+    std::from_chars(id.data() + dash + 1, id.data() + id.size(), out.second);
+  }
+  return out;
+}
+
+// One outbox entry's fields (see scripts.cpp) as a StoreChange; nullopt when malformed.
+std::optional<StoreChange> decode_change(const Reply& fields) {
+  if (fields.type != Reply::Type::array || fields.elements.size() % 2 != 0) return std::nullopt;
+  std::unordered_map<std::string_view, const Reply*> f;
+  for (std::size_t i = 0; i < fields.elements.size(); i += 2) {
+    f.emplace(fields.elements[i].str, &fields.elements[i + 1]);
+  }
+  auto field = [&](std::string_view name) -> const Reply* {
+    const auto it = f.find(name);
+    return it == f.end() ? nullptr : it->second;
+  };
+  const Reply* kind = field("k");
+  const Reply* user_text = field("u");
+  const Reply* sid = field("s");
+  const Reply* packed = field("r");
+  const Reply* at = field("t");
+  if (kind == nullptr || user_text == nullptr || sid == nullptr || packed == nullptr ||
+      at == nullptr) {
+    return std::nullopt;
+  }
+  const auto user = parse_user(as_text(*user_text));
+  const auto id = as_session_id(*sid);
+  const auto at_ms = as_int(*at);
+  if (!user || !id || !at_ms || packed->type != Reply::Type::string) return std::nullopt;
+  auto record = redis::detail::decode_record(packed->str, *id, *user);
+  if (!record || !record->has_session) return std::nullopt;
+
+  StoreChange change;
+  change.session = std::move(record->session);
+  change.at = from_unix_ms(*at_ms);
+  if (const Reply* ip = field("ip")) change.ip = as_text(*ip);
+  const std::string& k = kind->str;
+  if (k == "c" || k == "r") {
+    change.kind = k == "c" ? StoreChange::Kind::created : StoreChange::Kind::rotated;
+    const Reply* hash = field("h");
+    const Reply* expiry = field("y");
+    auto h = hash != nullptr ? as_hash(*hash) : std::nullopt;
+    auto y = expiry != nullptr ? as_int(*expiry) : std::nullopt;
+    if (!h || !y) return std::nullopt;
+    change.refresh_hash = *h;
+    change.refresh_expires_at = std::min(from_unix_ms(*y), change.session.absolute_expires_at);
+    return change;
+  }
+  if (k == "e") {
+    const Reply* why = field("x");
+    auto reason = why != nullptr ? parse_reason(as_text(*why)) : std::nullopt;
+    if (!reason) return std::nullopt;
+    change.kind = StoreChange::Kind::ended;
+    change.reason = *reason;
+    // An expiry happened at the deadline, whenever it was noticed; the address is the session's.
+    if (*reason == EndReason::expired) {
+      change.at = change.session.expires_at();
+      if (change.ip.empty()) change.ip = change.session.last_ip;
+    }
+    return change;
+  }
+  return std::nullopt;
+}
+
+// Appends the entries of an XREADGROUP reply ({{stream, {{id, fields}...}}}, or nil) or of
+// XAUTOCLAIM's second element ({{id, fields}...}). Entries deleted meanwhile have nil fields:
+// they come with no change, to be acknowledged.
+bool append_entries(const Reply& list, std::vector<OutboxEntry>& out) {
+  if (list.type != Reply::Type::array) return false;
+  for (const Reply& e : list.elements) {
+    if (!is_array(e, 2) || e.elements[0].type != Reply::Type::string) return false;
+    OutboxEntry entry;
+    entry.id = e.elements[0].str;
+    if (!e.elements[1].is_nil()) entry.change = decode_change(e.elements[1]);
+    out.push_back(std::move(entry));
+  }
+  return true;
+}
+bool append_read(const Reply& reply, std::vector<OutboxEntry>& out) {
+  if (reply.is_nil()) return true;
+  if (reply.type != Reply::Type::array) return false;
+  for (const Reply& stream : reply.elements) {
+    if (!is_array(stream, 2) || !append_entries(stream.elements[1], out)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct RedisSessionStore::Impl {
@@ -179,7 +297,8 @@ struct RedisSessionStore::Impl {
       : client(std::move(c)),
         options(std::move(o)),
         exp_key(options.prefix + ":exp"),
-        live_key(options.prefix + ":live") {
+        live_key(options.prefix + ":live"),
+        outbox_key(options.prefix + ":outbox") {
     options.tombstone_ttl = std::max(options.tombstone_ttl, kMinLife);
   }
 
@@ -188,6 +307,7 @@ struct RedisSessionStore::Impl {
   const redis::SessionScripts& scripts = redis::session_scripts();
   std::string exp_key;
   std::string live_key;
+  std::string outbox_key;
 
   mutable std::mutex mu;  // guards the members below
   std::unordered_map<SessionId, ActivityChange, SessionIdHash> activity;
@@ -199,8 +319,13 @@ struct RedisSessionStore::Impl {
   std::string user_key(UserId user) const {
     return options.prefix + ":{u" + std::to_string(user) + "}";
   }
-  // KEYS of every script.
-  std::vector<std::string> keys(UserId user) const { return {user_key(user), exp_key, live_key}; }
+  // KEYS of every script; the outbox is left out when it is off, and for restore (what is
+  // restored comes from the database).
+  std::vector<std::string> keys(UserId user, bool with_outbox = true) const {
+    std::vector<std::string> out{user_key(user), exp_key, live_key};
+    if (with_outbox && options.outbox) out.push_back(outbox_key);
+    return out;
+  }
   // The hash holding the session's owner: one of 4096, by the id's first 12 bits.
   std::string own_key(const SessionId& id) const {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -224,13 +349,16 @@ struct RedisSessionStore::Impl {
     co_return reply;
   }
 
-  // One script call on `user`'s keys with ARGV = args(user, now) + extra.
+  // One script call on `user`'s keys with ARGV = args(user, now) + extra + the request's address
+  // (which every script takes last).
   boost::asio::awaitable<Result<Reply>> run(const Script& script, UserId user, TimePoint now,
-                                            std::vector<std::string> extra) {
+                                            std::vector<std::string> extra, std::string ip = {},
+                                            bool with_outbox = true) {
     std::vector<std::string> argv = args(user, now);
     argv.insert(argv.end(), std::make_move_iterator(extra.begin()),
                 std::make_move_iterator(extra.end()));
-    Result<Reply> reply = co_await client->eval(script, keys(user), std::move(argv));
+    argv.push_back(std::move(ip));
+    Result<Reply> reply = co_await client->eval(script, keys(user, with_outbox), std::move(argv));
     if (reply && reply->is_error()) co_return from_error_reply(*reply);
     co_return reply;
   }
@@ -275,7 +403,9 @@ struct RedisSessionStore::Impl {
                                    has_refresh ? short_hash(request.refresh_hash) : std::string(),
                                    ms(request.refresh_expires_at)};
     append_session_fields(extra, s);
-    auto reply = co_await run(scripts.create, user, now, std::move(extra));
+    extra.push_back(raw(request.refresh_hash));
+    auto reply =
+        co_await run(scripts.create, user, now, std::move(extra), s.ip_address, !restoring);
     if (!reply) co_return reply.error();
 
     const auto status = is_array(*reply, 2) ? as_int(reply->elements[0]) : std::nullopt;
@@ -309,7 +439,8 @@ struct RedisSessionStore::Impl {
       std::vector<std::string> extra{
           raw(t.id), std::string(reason_name(t.reason)),
           t.refresh_hash != TokenHash{} ? short_hash(t.refresh_hash) : std::string()};
-      auto reply = co_await run(scripts.restore_tombstone, t.user_id, t.ended_at, std::move(extra));
+      auto reply = co_await run(scripts.restore_tombstone, t.user_id, t.ended_at, std::move(extra),
+                                {}, false);
       if (!reply) co_return reply.error();
     }
     Result<void> done = boost::system::in_place_value;
@@ -343,6 +474,7 @@ struct RedisSessionStore::Impl {
         }
         std::vector<std::string> argv = args(*user, now);
         argv.push_back(std::to_string(share));
+        argv.emplace_back();  // no request address
         commands.push_back(evalsha_command(scripts.collect, keys(*user), argv));
         users.push_back(*user);
       }
@@ -411,8 +543,9 @@ Task<Lookup> RedisSessionStore::validate_and_touch(UserId user, SessionId id, Ti
     co_return out;
   }
 
-  std::vector<std::string> extra{raw(id), std::move(ip)};
-  auto reply = co_await impl_->run(impl_->scripts.validate, user, now, std::move(extra));
+  std::vector<std::string> extra{raw(id), ip};
+  auto reply =
+      co_await impl_->run(impl_->scripts.validate, user, now, std::move(extra), std::move(ip));
   if (!reply) co_return reply.error();
   const auto status = is_array(*reply, 1) ? as_int(reply->elements[0]) : std::nullopt;
   if (!status) co_return unexpected_reply();
@@ -455,7 +588,8 @@ Task<RotateOutcome> RedisSessionStore::rotate_refresh(RotateRequest request) {
                                  ms(request.successor_expires_at),
                                  ms(request.grace),
                                  request.ip};
-  auto reply = co_await impl_->run(impl_->scripts.rotate, user, request.now, std::move(extra));
+  auto reply =
+      co_await impl_->run(impl_->scripts.rotate, user, request.now, std::move(extra), request.ip);
   if (!reply) co_return reply.error();
   const auto status = is_array(*reply, 1) ? as_int(reply->elements[0]) : std::nullopt;
   if (!status) co_return unexpected_reply();
@@ -516,9 +650,10 @@ Task<RotateOutcome> RedisSessionStore::rotate_refresh(RotateRequest request) {
 }
 
 Task<std::optional<Session>> RedisSessionStore::revoke(UserId user, SessionId id, EndReason reason,
-                                                       TimePoint now) {
+                                                       TimePoint now, std::string ip) {
   std::vector<std::string> extra{raw(id), std::string(reason_name(reason))};
-  auto reply = co_await impl_->run(impl_->scripts.revoke, user, now, std::move(extra));
+  auto reply =
+      co_await impl_->run(impl_->scripts.revoke, user, now, std::move(extra), std::move(ip));
   if (!reply) co_return reply.error();
   const auto status = is_array(*reply, 1) ? as_int(reply->elements[0]) : std::nullopt;
   if (!status) co_return unexpected_reply();
@@ -539,10 +674,12 @@ Task<std::optional<Session>> RedisSessionStore::revoke(UserId user, SessionId id
 }
 
 Task<std::vector<Session>> RedisSessionStore::revoke_all(UserId user, std::optional<SessionId> keep,
-                                                         EndReason reason, TimePoint now) {
+                                                         EndReason reason, TimePoint now,
+                                                         std::string ip) {
   std::vector<std::string> extra{std::string(reason_name(reason)),
                                  keep ? raw(*keep) : std::string()};
-  auto reply = co_await impl_->run(impl_->scripts.revoke_all, user, now, std::move(extra));
+  auto reply =
+      co_await impl_->run(impl_->scripts.revoke_all, user, now, std::move(extra), std::move(ip));
   if (!reply) co_return reply.error();
   if (!is_array(*reply, 2)) co_return unexpected_reply();
   auto ended = decode_sessions(reply->elements[0], user);
@@ -601,6 +738,96 @@ Task<std::vector<ActivityChange>> RedisSessionStore::collect_activity(std::size_
     }
   }
   co_return out;
+}
+
+bool RedisSessionStore::has_outbox() const { return impl_->options.outbox; }
+
+Task<std::vector<OutboxEntry>> RedisSessionStore::outbox_take(std::string consumer, std::size_t max,
+                                                              Duration claim_after) {
+  std::vector<OutboxEntry> out;
+  if (!impl_->options.outbox) co_return out;
+  const std::string& key = impl_->outbox_key;
+  {
+    std::vector<std::string> keys{key + ":lease"};
+    std::vector<std::string> args{consumer, ms(std::max(claim_after, Duration{1000}))};
+    auto held = co_await impl_->client->eval(lease_script(), std::move(keys), std::move(args));
+    if (!held) co_return held.error();
+    if (held->is_error()) co_return from_error_reply(*held);
+    if (as_int(*held).value_or(0) != 1) co_return out;
+  }
+  const std::string count = std::to_string(std::max<std::size_t>(max, 1));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::vector<std::vector<std::string>> commands{
+        {"XREADGROUP", "GROUP", kWriters, consumer, "COUNT", count, "STREAMS", key, "0"},
+        {"XAUTOCLAIM", key, kWriters, consumer, ms(claim_after), "0-0", "COUNT", count},
+        {"XREADGROUP", "GROUP", kWriters, consumer, "COUNT", count, "STREAMS", key, ">"}};
+    auto replies = co_await impl_->client->pipeline(std::move(commands));
+    if (!replies) co_return replies.error();
+    if (replies->size() != 3) co_return unexpected_reply();
+    const Reply& own = (*replies)[0];
+    if (own.is_error() && own.str.starts_with("NOGROUP") && attempt == 0) {
+      // A new stream, or a Redis that lost it: the group starts at the stream's beginning.
+      std::vector<std::string> create{"XGROUP", "CREATE", key, kWriters, "0", "MKSTREAM"};
+      auto created = co_await impl_->client->command(std::move(create));
+      if (!created) co_return created.error();
+      if (created->is_error() && !created->str.starts_with("BUSYGROUP")) {
+        co_return from_error_reply(*created);
+      }
+      continue;
+    }
+    for (const Reply& r : *replies) {
+      if (r.is_error()) co_return from_error_reply(r);
+    }
+    const Reply& claimed = (*replies)[1];
+    if (!append_read(own, out) || !is_array(claimed, 2) ||
+        !append_entries(claimed.elements[1], out) || !append_read((*replies)[2], out)) {
+      co_return unexpected_reply();
+    }
+    break;
+  }
+  std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) {
+    return stream_order(a.id) < stream_order(b.id);
+  });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const OutboxEntry& a, const OutboxEntry& b) { return a.id == b.id; }),
+            out.end());
+  co_return out;
+}
+
+Task<void> RedisSessionStore::outbox_release(std::string consumer) {
+  if (!impl_->options.outbox) co_return Result<void>{};
+  std::vector<std::string> keys{impl_->outbox_key + ":lease"};
+  std::vector<std::string> args{std::move(consumer)};
+  auto reply = co_await impl_->client->eval(release_script(), std::move(keys), std::move(args));
+  if (!reply) co_return reply.error();
+  if (reply->is_error()) co_return from_error_reply(*reply);
+  co_return Result<void>{};
+}
+
+Task<void> RedisSessionStore::outbox_ack(std::vector<std::string> ids) {
+  if (ids.empty()) co_return Result<void>{};
+  std::vector<std::string> ack{"XACK", impl_->outbox_key, kWriters};
+  std::vector<std::string> del{"XDEL", impl_->outbox_key};
+  ack.insert(ack.end(), ids.begin(), ids.end());
+  del.insert(del.end(), ids.begin(), ids.end());
+  std::vector<std::vector<std::string>> commands;
+  commands.push_back(std::move(ack));
+  commands.push_back(std::move(del));
+  auto replies = co_await impl_->client->pipeline(std::move(commands));
+  if (!replies) co_return replies.error();
+  for (const Reply& r : *replies) {
+    if (r.is_error()) co_return from_error_reply(r);
+  }
+  co_return Result<void>{};
+}
+
+Task<std::size_t> RedisSessionStore::outbox_length() {
+  std::vector<std::string> xlen{"XLEN", impl_->outbox_key};
+  auto reply = co_await impl_->command(std::move(xlen));
+  if (!reply) co_return reply.error();
+  const auto n = as_int(*reply);
+  if (!n) co_return unexpected_reply();
+  co_return static_cast<std::size_t>(std::max<std::int64_t>(*n, 0));
 }
 
 Task<std::size_t> RedisSessionStore::live_count() {

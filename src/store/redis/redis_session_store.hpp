@@ -30,6 +30,9 @@ namespace sessiond::store {
 struct RedisStoreOptions {
   std::string prefix = "sd";                      // every key starts with "<prefix>:"
   Duration tombstone_ttl{std::chrono::hours{1}};  // at least tokens.access_ttl
+  // Every change to a session is also added to the stream "<prefix>:outbox" by the script that
+  // makes it (SPEC §6), for OutboxWriter to move into the database.
+  bool outbox = false;
 };
 
 class RedisSessionStore final : public SessionStore {
@@ -41,15 +44,27 @@ class RedisSessionStore final : public SessionStore {
   Task<Lookup> validate_and_touch(UserId user, SessionId id, TimePoint now,
                                   std::string ip) override;
   Task<RotateOutcome> rotate_refresh(RotateRequest request) override;
-  Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason,
-                                      TimePoint now) override;
+  Task<std::optional<Session>> revoke(UserId user, SessionId id, EndReason reason, TimePoint now,
+                                      std::string ip = {}) override;
   Task<std::vector<Session>> revoke_all(UserId user, std::optional<SessionId> keep,
-                                        EndReason reason, TimePoint now) override;
+                                        EndReason reason, TimePoint now,
+                                        std::string ip = {}) override;
   Task<std::vector<Session>> list(UserId user, TimePoint now) override;
   Task<std::optional<UserId>> owner_of(SessionId id, TimePoint now) override;
   Task<std::vector<Session>> collect_expired(TimePoint now, std::size_t max) override;
   Task<std::vector<ActivityChange>> collect_activity(std::size_t max) override;
   Task<std::size_t> live_count() override;
+  bool has_outbox() const override;
+  // Two round trips: the lease ("<prefix>:outbox:lease", a script), then XREADGROUP of the
+  // consumer's own pending entries, XAUTOCLAIM of entries idle for claim_after and XREADGROUP of
+  // new ones (group "writers", created when missing).
+  Task<std::vector<OutboxEntry>> outbox_take(std::string consumer, std::size_t max,
+                                             Duration claim_after) override;
+  // DEL of the lease when `consumer` holds it.
+  Task<void> outbox_release(std::string consumer) override;
+  // XACK and XDEL.
+  Task<void> outbox_ack(std::vector<std::string> ids) override;
+  Task<std::size_t> outbox_length() override;
   // PING; the first answered ping also runs check_configuration() when it has not run yet.
   Task<void> ping() override;
   // Writes each session (without the limit) and tombstone through the scripts. The TTLs of a

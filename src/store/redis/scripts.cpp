@@ -28,6 +28,13 @@
 //               12 bits of S (three hex digits), so that each stays a small listpack (~25 bytes
 //               a session instead of ~70 in one big hash).
 //   p:live      the number of live sessions (created and not ended yet), for live_count.
+//   p:outbox    (when the store's outbox is on) a stream: one entry per change to a session,
+//               added by the script that makes the change (SPEC §6), read by the consumer group
+//               "writers" and deleted once in the database. Fields: k (c created, r rotated,
+//               e ended), u (user id), s (session id), r (the record: after the change for c and
+//               r, before it for e), t (Unix ms), ip (of the request, '' for none), and h (full
+//               refresh hash) and y (its expiry) for c and r, x (reason) for e. No TTL: it is
+//               a queue, emptied by the writers.
 // These carry the TTL of the longest session they were written for; p:exp and p:own:* empty out
 // as sessions end (Redis deletes an empty key). The scripts touch them with the user's hash, so
 // the layout needs a single Redis (or a Redis Cluster with every key in one slot).
@@ -48,6 +55,9 @@ local P = string.sub(EXP, 1, -4)
 local NOW = tonumber(ARGV[1])
 local TTL = tonumber(ARGV[2])
 local UID = ARGV[3]
+-- Every call passes the request's address last (for the outbox); KEYS[4] is the outbox, if any.
+local IP = ARGV[#ARGV]
+local OUT = KEYS[4]
 -- Positions in a session record. 1-11 are the Session fields (li: false when it equals ip).
 local R = {r = 1, a = 2, m = 3, d = 4, ip = 5, li = 6, ua = 7, c = 8, la = 9, ax = 10, it = 11,
            rt = 12, gp = 13, gs = 14, gb = 15, gr = 16, gu = 17, e = 18, ea = 19, ep = 20}
@@ -83,6 +93,15 @@ local function last_ip(rec) return rec[R.li] or rec[R.ip] end
 local function keep_until(key, t)
   local life = math.max(t - NOW, 1)
   if redis.call('PTTL', key) < life then redis.call('PEXPIRE', key, ms(life)) end
+end
+
+-- Adds a change to the outbox (when there is one). `extra`: more field-value pairs.
+local function outbox(kind, sid, packed, extra)
+  if not OUT then return end
+  local entry = {'XADD', OUT, '*', 'k', kind, 'u', UID, 's', sid, 'r', packed, 't', ms(NOW),
+                 'ip', IP}
+  for _, v in ipairs(extra) do entry[#entry + 1] = v end
+  redis.call(unpack(entry))
 end
 
 -- collect_expired looks at the user at t at the latest.
@@ -142,6 +161,7 @@ end
 -- Turns the live session `rec` into a tombstone. `pending`: an expiry found outside
 -- collect_expired, which keeps the fields so that collect_expired can report it once.
 local function end_session(sid, rec, reason, pending)
+  if not pending then outbox('e', sid, cmsgpack.pack(rec), {'x', reason}) end
   local t = blank()
   if pending then
     for i = 1, 11 do t[i] = rec[i] end
@@ -180,7 +200,8 @@ end
 )lua";
 
 // ARGV[4] sid, [5] max sessions (0: no limit, for restore), [6] on_limit, [7] refresh hash (''
-// for none), [8] its expiry, [9..19] the fields r a m d ip li ua c la ax it. NOW is the creation
+// for none), [8] its expiry, [9..19] the fields r a m d ip li ua c la ax it, [20] the full
+// refresh hash (for the outbox). NOW is the creation
 // time. Reply: {0, expired sids} when denied; {1, expired sids, evicted {sid, record} pairs
 // flattened}. Expired sids are sessions found past their deadline and ended (reported later by
 // collect_expired).
@@ -229,7 +250,7 @@ if rt ~= '' then
   rec[R.rt] = rt
   redis.call('HSET', H, 'r' .. rt, refresh_entry(sid, tonumber(ARGV[8]), ''))
 end
-write(sid, rec)
+outbox('c', sid, write(sid, rec), {'h', ARGV[20], 'y', ARGV[8]})
 add_id('i', sid)
 redis.call('HSET', own, sid, UID)
 redis.call('INCR', LIVE)
@@ -294,6 +315,7 @@ if rec[R.rt] == presented then
   rec[R.gp], rec[R.gs], rec[R.gb] = presented, ARGV[6], ARGV[7]
   rec[R.gr], rec[R.gu] = NOW, NOW + grace
   changed, packed = touch(sid, rec, packed, ARGV[10], true)
+  outbox('r', sid, packed, {'h', ARGV[6], 'y', ARGV[8]})
   return {3, sid, packed, changed}
 end
 if rec[R.gp] == presented and NOW - rec[R.gr] < grace and NOW < rec[R.gu] then
@@ -388,7 +410,9 @@ for _, sid in ipairs(ids('t')) do
     if room > 0 then
       local fields = blank()
       for i = 1, 11 do fields[i] = rec[i] end
-      report(sid, cmsgpack.pack(fields))
+      local packed = cmsgpack.pack(fields)
+      outbox('e', sid, packed, {'x', 'expired'})
+      report(sid, packed)
       for i = 1, 11 do rec[i] = false end
       rec[R.ep] = false
       write(sid, rec)

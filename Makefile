@@ -35,6 +35,7 @@ test: deps
 
 bench: build
 	@bash bench/run.sh
+	@bash bench/outbox.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

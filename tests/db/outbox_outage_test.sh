@@ -44,15 +44,28 @@ sql() { psql "$pg_url" -qAt -c "$1"; }
 
 # Node N (0 or 1): data in $tmp/nN, its port in port[N]. Node 1 gets node 0's signing and admin
 # keys, so a token from one is good on the other.
+cat >"$tmp/sessiond.toml" <<'TOML'
+[roles.KIOSK]
+idle_timeout = "2s"
+absolute_timeout = "1h"
+max_sessions = 5
+on_limit = "evict_oldest"
+
+[jobs]
+cleanup_interval = "1s"
+activity_flush_interval = "1s"
+outbox_claim_after = "3s"
+TOML
 declare -a port
 start_node() {
   local n=$1 log="$tmp/n$1.log"
+  [[ -f $log ]] && mv "$log" "$log.before"
   mkdir -p "$tmp/n$n"
   chmod 700 "$tmp/n$n"
   if [[ $n -eq 1 ]]; then
     cp -p "$tmp/n0/signing.key" "$tmp/n0/admin.key" "$tmp/n1/"
   fi
-  SESSIOND_JOBS_OUTBOX_CLAIM_AFTER=3s "$sessiond" --data-dir "$tmp/n$n" --listen 127.0.0.1:0 \
+  "$sessiond" --config "$tmp/sessiond.toml" --data-dir "$tmp/n$n" --listen 127.0.0.1:0 \
     --store "$redis_url" --database "$pg_url" 2>"$log" &
   pids[n]=$!
   port[n]=""
@@ -199,14 +212,54 @@ deadline=$((SECONDS + 10))
 while [[ $(rcli XLEN sd:outbox) != 0 ]] && ((SECONDS < deadline)); do sleep 0.1; done
 [[ $(rcli XLEN sd:outbox) == 0 ]] || fail "the outbox still holds $(rcli XLEN sd:outbox) entries"
 
-# Sign-in works again, and SIGTERM stops the survivor cleanly.
+# The admin routes answer from PostgreSQL: the same events and live sessions.
+code=$(status "/admin/v1/events?user_id=$user_id&limit=1000" "$survivor" -H "Authorization: Bearer $key")
+[[ $code == 200 && $(jq length "$tmp/body") == $(sql "SELECT count(*) FROM session_events WHERE user_id = $user_id") ]] ||
+  fail "admin events answered $code: $(cat "$tmp/body")"
+code=$(status "/admin/v1/events?type=session_refreshed" "$survivor" -H "Authorization: Bearer $key")
+[[ $code == 200 && $(jq length "$tmp/body") == 2 ]] || fail "admin events by type: $(cat "$tmp/body")"
+code=$(status /admin/v1/stats "$survivor" -H "Authorization: Bearer $key")
+[[ $code == 200 && $(jq .live_by_role.GUEST "$tmp/body") == 3 ]] || fail "admin stats: $code $(cat "$tmp/body")"
+
+# last_activity reaches the database within activity_flush_interval (1 s here).
+before=$(sql "SELECT last_activity FROM user_sessions WHERE id = '${sid[0]}'")
+sleep 1.1
+code=$(status /api/v1/auth/verify "$survivor" -H "Authorization: Bearer ${access[0]}")
+[[ $code == 200 ]] || fail "verify after the outage answered $code"
+got=$(wait_for 5 "SELECT last_activity > '$before' FROM user_sessions WHERE id = '${sid[0]}'" t) ||
+  fail "last_activity did not move in the database (still $before)"
+
+# Sign-in works again.
 tokens=$(login "$survivor")
 [[ $(jq -r .session_id <<<"$tokens") != null ]] || fail "sign-in after the outage: $tokens"
-kill -TERM "${pids[survivor]}"
-wait "${pids[survivor]}"
-status=$?
-[[ $status -eq 0 ]] || fail "SIGTERM exit status $status"
+
+# --- the cleanup job on two nodes: each expiry is marked once ---
+start_node "$victim"
+code=$(status /admin/v1/users 0 -X POST -H "Authorization: Bearer $key" \
+  -H 'Content-Type: application/json' \
+  -d '{"email":"kiosk@example.com","password":"correct horse battery staple","role":"KIOSK"}')
+[[ $code == 201 ]] || fail "create kiosk user answered $code: $(cat "$tmp/body")"
+kiosk_id=$(jq -r .id "$tmp/body")
+for n in 0 1 0; do
+  code=$(status /api/v1/auth/login "$n" -X POST -H 'Content-Type: application/json' \
+    -d '{"email":"kiosk@example.com","password":"correct horse battery staple"}')
+  [[ $code == 200 ]] || fail "kiosk sign-in answered $code: $(cat "$tmp/body")"
+done
+# idle_timeout 2 s, cleanup_interval 1 s: all three are marked within a few seconds.
+got=$(wait_for 15 "SELECT count(*) FROM user_sessions WHERE user_id = $kiosk_id AND NOT is_active AND invalidation_reason = 'expired'" 3) ||
+  fail "expired kiosk sessions marked in the database: $got, expected 3"
+sleep 2.5  # more cleanup rounds on both nodes
+[[ $(sql "SELECT count(*) FROM session_events WHERE type = 'session_expired' AND user_id = $kiosk_id") == 3 ]] ||
+  fail "session_expired events: $(sql "SELECT session_id, count(*) FROM session_events WHERE type = 'session_expired' GROUP BY 1"), expected one for each of 3 sessions"
+
+# SIGTERM stops both nodes cleanly.
+for n in 0 1; do
+  kill -TERM "${pids[n]}"
+  wait "${pids[n]}"
+  status=$?
+  [[ $status -eq 0 ]] || fail "node $n: SIGTERM exit status $status"
+done
 pids=()
 
-[[ $failures -eq 0 ]] && echo "outbox through a PostgreSQL outage and a node crash OK"
+[[ $failures -eq 0 ]] && echo "outbox through a PostgreSQL outage and a node crash, expiry on two nodes OK"
 exit "$failures"

@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
+#include <iterator>
 
 #include "core/device.hpp"
 #include "core/password.hpp"
@@ -649,13 +650,20 @@ Task<std::size_t> SessionService::drain_outbox(const std::string& consumer) {
                                                 deps_.config.jobs.outbox_claim_after);
   if (!taken) co_return taken.error();
   if (taken->empty()) co_return std::size_t{0};
+  // The entry's id makes the event's: a batch written again stores each event once.
+  const auto batch_of = [](const store::OutboxEntry& entry) {
+    db::ChangeBatch batch;
+    add_change(batch, *entry.change, "outbox:" + entry.id);
+    return batch;
+  };
   db::ChangeBatch batch;
   std::vector<std::string> ids;
   ids.reserve(taken->size());
   for (const auto& entry : *taken) {
     if (entry.change) {
-      // The entry's id makes the event's: a batch written again stores each event once.
-      add_change(batch, *entry.change, "outbox:" + entry.id);
+      db::ChangeBatch one = batch_of(entry);
+      std::move(one.changes.begin(), one.changes.end(), std::back_inserter(batch.changes));
+      std::move(one.events.begin(), one.events.end(), std::back_inserter(batch.events));
     } else {
       spdlog::error("outbox entry {} cannot be read: skipped", entry.id);
     }
@@ -663,7 +671,21 @@ Task<std::size_t> SessionService::drain_outbox(const std::string& consumer) {
   }
   if (!batch.changes.empty() || !batch.events.empty()) {
     auto written = co_await db_call([&] { return deps_.database.apply(batch); });
-    if (!written) co_return written.error();
+    if (!written && written.error().code == Errc::database_unavailable) co_return written.error();
+    if (!written) {
+      // The database refused the batch itself (a constraint, say): write the entries one by one
+      // and skip the ones it refuses, so that one bad entry cannot hold the outbox up for good.
+      for (const auto& entry : *taken) {
+        if (!entry.change) continue;
+        const db::ChangeBatch one = batch_of(entry);
+        auto alone = co_await db_call([&] { return deps_.database.apply(one); });
+        if (!alone && alone.error().code == Errc::database_unavailable) co_return alone.error();
+        if (!alone) {
+          spdlog::error("outbox entry {} refused by the database ({}): skipped", entry.id,
+                        alone.error().detail);
+        }
+      }
+    }
   }
   auto acked = co_await deps_.store.outbox_ack(ids);
   if (!acked) co_return acked.error();

@@ -178,11 +178,11 @@ class SessionStore {
   // True when every operation that changes a session also enqueues the change (a StoreChange) in
   // the same atomic step; the caller then does not write those changes through itself.
   virtual bool has_outbox() const { return false; }
-  // Up to about `max` entries for `consumer` (a name unique to one process): those it took
-  // earlier and did not acknowledge, those another consumer took and left unacknowledged for
-  // longer than `claim_after` (a crashed node), then new ones. Oldest first. One consumer at a
-  // time takes entries (a lease of `claim_after`, renewed by each call; the others get none), so
-  // changes reach the database in the order they were made.
+  // Up to `max` entries for `consumer` (a name unique to one process), oldest first. One consumer
+  // at a time takes entries: a lease of `claim_after` (at least a second), renewed by each call;
+  // the others get none, and take over when it runs out or is released. The holder gets the
+  // oldest unacknowledged entries (its own, and those a former holder left), and new ones only
+  // when none is left: so changes reach the database in the order they were made.
   virtual Task<std::vector<OutboxEntry>> outbox_take(std::string consumer, std::size_t max,
                                                      Duration claim_after) {
     (void)consumer, (void)max, (void)claim_after;

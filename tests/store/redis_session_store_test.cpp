@@ -1,8 +1,8 @@
 // What the Redis store promises beyond the contract suite (which runs against it too): the key
 // layout and TTLs, one script call per operation, recovery from an empty script cache, the limit
-// held across nodes, expiries reported once whichever node collects, failing closed, and the
-// configuration check. Needs SESSIOND_TEST_REDIS_URL (make test sets it); some tests start a
-// redis-server of their own, for server-wide statistics or configuration.
+// held across nodes, expiries reported once whichever node collects, failing closed, the
+// configuration check, and the outbox. Needs SESSIOND_TEST_REDIS_URL (make test sets it); some
+// tests start a redis-server of their own, for server-wide statistics or configuration.
 #include "store/redis/redis_session_store.hpp"
 
 #include <arpa/inet.h>
@@ -90,11 +90,22 @@ T run_on(asio::io_context& io, asio::awaitable<T> task) {
   return std::move(**value);
 }
 
-// One sessiond node: its io_context, its Redis client and its store.
+// The store's options: the default ones but for the prefix and the tombstone lifetime, and the
+// outbox turned on when `outbox` (left at its default otherwise).
+RedisStoreOptions options_for(const std::string& prefix, bool outbox) {
+  RedisStoreOptions options;
+  options.prefix = prefix;
+  options.tombstone_ttl = kTombstoneTtl;
+  if (outbox) options.outbox = true;
+  return options;
+}
+
+// One sessiond node: its io_context, its Redis client and its store (with the outbox when
+// `outbox`).
 struct Node {
-  Node(redis::RedisUrl url, const std::string& prefix)
+  Node(redis::RedisUrl url, const std::string& prefix, bool outbox = false)
       : client(std::make_shared<redis::RedisClient>(std::move(url))),
-        store(client, RedisStoreOptions{prefix, kTombstoneTtl}) {}
+        store(client, options_for(prefix, outbox)) {}
 
   template <class T>
   T run(asio::awaitable<T> task) {
@@ -748,6 +759,580 @@ TEST(RedisSessionStore, FirstPingRunsTheConfigurationCheck) {
   ASSERT_TRUE(node.run(node.store.ping()));
   ASSERT_EQ(node.store.warnings().size(), 1u);
   EXPECT_NE(node.store.warnings()[0].find("persistence is off"), std::string::npos);
+}
+
+// --- the outbox ---
+
+// A short claim_after for the tests of the hand-over between consumers: an entry another
+// consumer took is claimed once it has been idle this long.
+constexpr Duration kClaim = 300ms;
+// Longer than any test: nothing is claimed by idleness.
+constexpr Duration kNoClaim = 1h;
+
+std::string kind_name(StoreChange::Kind kind) {
+  switch (kind) {
+    case StoreChange::Kind::created: return "created";
+    case StoreChange::Kind::rotated: return "rotated";
+    case StoreChange::Kind::ended: return "ended";
+  }
+  return "?";
+}
+
+std::string outbox_key(const std::string& prefix) { return prefix + ":outbox"; }
+
+std::vector<OutboxEntry> take(Node& node, const std::string& consumer,
+                              Duration claim_after = kNoClaim, std::size_t max = 100) {
+  return node.run(node.store.outbox_take(consumer, max, claim_after)).value();
+}
+
+std::vector<std::string> ids_of(const std::vector<OutboxEntry>& entries) {
+  std::vector<std::string> ids;
+  for (const OutboxEntry& e : entries) ids.push_back(e.id);
+  return ids;
+}
+
+void ack(Node& node, const std::vector<std::string>& ids) {
+  ASSERT_TRUE(node.run(node.store.outbox_ack(ids)));
+}
+
+// Every change in the outbox (read by a consumer of its own, which then acknowledges them and
+// gives the lease back), oldest first; the outbox is empty afterwards. Checks that the take
+// returned every entry of the stream and that each one can be read.
+std::vector<StoreChange> drain(Node& node, const std::string& prefix) {
+  const std::int64_t length = node.command({"XLEN", outbox_key(prefix)}).integer;
+  std::vector<OutboxEntry> entries = take(node, "drain", kNoClaim, 1000);
+  EXPECT_EQ(static_cast<std::int64_t>(entries.size()), length) << "an entry was not taken";
+  std::vector<StoreChange> changes;
+  for (OutboxEntry& e : entries) {
+    EXPECT_TRUE(e.change.has_value()) << "entry " << e.id << " cannot be read";
+    if (e.change) changes.push_back(std::move(*e.change));
+  }
+  EXPECT_TRUE(node.run(node.store.outbox_ack(ids_of(entries))));
+  EXPECT_TRUE(node.run(node.store.outbox_release("drain")));
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  return changes;
+}
+
+// The Session fields a change carries, against the session they should be.
+void expect_fields(const Session& got, const Session& want) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.user_id, want.user_id);
+  EXPECT_EQ(got.role, want.role);
+  EXPECT_EQ(got.attributes, want.attributes);
+  EXPECT_EQ(auth_method_name(got.auth_method), auth_method_name(want.auth_method));
+  EXPECT_EQ(got.device_info, want.device_info);
+  EXPECT_EQ(got.ip_address, want.ip_address);
+  EXPECT_EQ(got.last_ip, want.last_ip);
+  EXPECT_EQ(got.user_agent, want.user_agent);
+  EXPECT_EQ(format_rfc3339(got.created_at), format_rfc3339(want.created_at));
+  EXPECT_EQ(format_rfc3339(got.last_activity), format_rfc3339(want.last_activity));
+  EXPECT_EQ(format_rfc3339(got.absolute_expires_at), format_rfc3339(want.absolute_expires_at));
+  EXPECT_EQ(got.idle_timeout, want.idle_timeout);
+}
+
+// An `ended` change of `s` (as it was when it ended) for `reason`, at `at`, from `ip`.
+void expect_ended(const StoreChange& c, const Session& s, EndReason reason, TimePoint at,
+                  const std::string& ip) {
+  EXPECT_EQ(kind_name(c.kind), "ended");
+  expect_fields(c.session, s);
+  EXPECT_EQ(reason_name(c.reason), reason_name(reason));
+  EXPECT_EQ(format_rfc3339(c.at), format_rfc3339(at));
+  EXPECT_EQ(c.ip, ip);
+}
+
+TEST(RedisSessionStore, OutboxGetsTheCreatedSession) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  EXPECT_TRUE(node.store.has_outbox());
+  Session s = session_for(7, kT0);
+  s.ip_address = "203.0.113.5";
+  s.last_ip = s.ip_address;
+  const TokenHash refresh = token_hash(s);
+  ASSERT_TRUE(node.run(node.store.create(create_request(s, refresh))));
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 1u);
+
+  const std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  const StoreChange& c = changes[0];
+  EXPECT_EQ(kind_name(c.kind), "created");
+  expect_fields(c.session, s);
+  EXPECT_EQ(to_hex(c.refresh_hash), to_hex(refresh)) << "the whole 32-byte hash";
+  EXPECT_EQ(format_rfc3339(c.refresh_expires_at), format_rfc3339(kT0 + kRefreshTtl));
+  EXPECT_EQ(format_rfc3339(c.at), format_rfc3339(kT0));
+  EXPECT_EQ(c.ip, "203.0.113.5");
+}
+
+TEST(RedisSessionStore, OutboxGetsAnEvictionBeforeTheCreateThatCausedIt) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session old = session_for(7, kT0);
+  ASSERT_TRUE(node.run(node.store.create(create_request(old, token_hash(old), 1))));
+  ASSERT_EQ(drain(node, prefix).size(), 1u);
+
+  Session s = session_for(7, kT0 + 1min);
+  s.ip_address = "203.0.113.9";
+  s.last_ip = s.ip_address;
+  auto created = node.run(node.store.create(create_request(s, token_hash(s), 1))).value();
+  ASSERT_EQ(ids_of(created.evicted), std::set<SessionId>{old.id});
+
+  const std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 2u);
+  expect_ended(changes[0], old, EndReason::max_sessions_exceeded, kT0 + 1min, "203.0.113.9");
+  EXPECT_EQ(kind_name(changes[1].kind), "created");
+  expect_fields(changes[1].session, s);
+  EXPECT_EQ(to_hex(changes[1].refresh_hash), to_hex(token_hash(s)));
+}
+
+TEST(RedisSessionStore, OutboxGetsRotationsAndReuseButNotTheGraceAnswer) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session s = session_for(7, kT0);
+  ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+  ASSERT_EQ(drain(node, prefix).size(), 1u);
+
+  const TokenHash successor = sha256("rt_outbox_successor");
+  RotateRequest rotate = rotate_request(7, token_hash(s), successor, kT0 + 1min);
+  rotate.ip = "192.0.2.44";
+  ASSERT_EQ(node.run(node.store.rotate_refresh(rotate)).value().kind, Rotation::rotated);
+  std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  Session after = s;
+  after.last_activity = kT0 + 1min;
+  after.last_ip = "192.0.2.44";
+  EXPECT_EQ(kind_name(changes[0].kind), "rotated");
+  expect_fields(changes[0].session, after);
+  EXPECT_EQ(to_hex(changes[0].refresh_hash), to_hex(successor));
+  EXPECT_EQ(format_rfc3339(changes[0].refresh_expires_at),
+            format_rfc3339(kT0 + 1min + kRefreshTtl));
+  EXPECT_EQ(format_rfc3339(changes[0].at), format_rfc3339(kT0 + 1min));
+  EXPECT_EQ(changes[0].ip, "192.0.2.44");
+
+  // The old token again within the grace: the same answer, no change (the touch it makes is
+  // activity, not an outbox entry).
+  RotateRequest again =
+      rotate_request(7, token_hash(s), sha256("rt_outbox_other"), kT0 + 1min + 5s);
+  again.ip = "192.0.2.45";
+  ASSERT_EQ(node.run(node.store.rotate_refresh(again)).value().kind, Rotation::grace);
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  EXPECT_TRUE(drain(node, prefix).empty());
+
+  // After the grace: reuse, the session ends.
+  RotateRequest reuse = rotate_request(7, token_hash(s), sha256("rt_outbox_third"), kT0 + 2min);
+  reuse.ip = "192.0.2.66";
+  ASSERT_EQ(node.run(node.store.rotate_refresh(reuse)).value().kind, Rotation::reuse);
+  changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  after.last_activity = kT0 + 1min + 5s;
+  after.last_ip = "192.0.2.45";
+  expect_ended(changes[0], after, EndReason::refresh_token_reuse, kT0 + 2min, "192.0.2.66");
+
+  // The ended session answers `ended` from now on, with no new entry.
+  ASSERT_EQ(node.run(node.store.rotate_refresh(reuse)).value().kind, Rotation::ended);
+  EXPECT_TRUE(drain(node, prefix).empty());
+}
+
+TEST(RedisSessionStore, OutboxGetsRevocationsWithTheirReasonAndAddress) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session a = session_for(7, kT0);
+  Session b = session_for(7, kT0 + 1s);
+  Session c = session_for(7, kT0 + 2s);
+  for (const Session& s : {a, b, c}) {
+    ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+  }
+  ASSERT_EQ(drain(node, prefix).size(), 3u);
+
+  ASSERT_TRUE(
+      node.run(node.store.revoke(7, a.id, EndReason::logout, kT0 + 1min, "192.0.2.1")).value());
+  std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  expect_ended(changes[0], a, EndReason::logout, kT0 + 1min, "192.0.2.1");
+
+  // Nothing to end: nothing enqueued.
+  EXPECT_FALSE(
+      node.run(node.store.revoke(7, a.id, EndReason::logout, kT0 + 2min, "192.0.2.1")).value());
+  EXPECT_FALSE(
+      node.run(node.store.revoke(8, b.id, EndReason::logout, kT0 + 2min, "192.0.2.1")).value());
+  EXPECT_TRUE(drain(node, prefix).empty());
+
+  ASSERT_EQ(ids_of(node.run(node.store.revoke_all(7, b.id, EndReason::revoked_others, kT0 + 3min,
+                                                  "192.0.2.2"))
+                       .value()),
+            std::set<SessionId>{c.id});
+  changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  expect_ended(changes[0], c, EndReason::revoked_others, kT0 + 3min, "192.0.2.2");
+
+  ASSERT_EQ(ids_of(node.run(node.store.revoke_all(7, std::nullopt, EndReason::revoked_by_admin,
+                                                  kT0 + 4min, "192.0.2.3"))
+                       .value()),
+            std::set<SessionId>{b.id});
+  changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  expect_ended(changes[0], b, EndReason::revoked_by_admin, kT0 + 4min, "192.0.2.3");
+
+  EXPECT_TRUE(
+      node.run(node.store.revoke_all(7, std::nullopt, EndReason::logout, kT0 + 5min, "192.0.2.4"))
+          .value()
+          .empty());
+  EXPECT_TRUE(drain(node, prefix).empty());
+}
+
+TEST(RedisSessionStore, OutboxGetsAnExpiryWhenCollectedAtTheDeadline) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  // Six users, one session each with its own deadline; five of the expiries are found on a
+  // request first (validate, rotate, revoke, revoke_all, a create of the same user), the last
+  // by collect_expired itself.
+  std::vector<Session> sessions;
+  for (int i = 0; i < 6; ++i) {
+    Session s = session_for(10 + i, kT0 + 1min * i);
+    s.ip_address = "203.0.113." + std::to_string(10 + i);
+    s.last_ip = s.ip_address;
+    sessions.push_back(s);
+    ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+  }
+  // The last one's activity moves (and so its deadline), from another address.
+  ASSERT_EQ(node.run(node.store.validate_and_touch(15, sessions[5].id, kT0 + 20min, "192.0.2.5"))
+                .value()
+                .found,
+            Found::alive);
+  sessions[5].last_activity = kT0 + 20min;
+  sessions[5].last_ip = "192.0.2.5";
+  ASSERT_EQ(drain(node, prefix).size(), 6u);
+
+  const TimePoint late = kT0 + 2 * kIdle;
+  Lookup l = node.run(node.store.validate_and_touch(10, sessions[0].id, late, kIp)).value();
+  ASSERT_EQ(l.found, Found::ended);
+  ASSERT_EQ(l.reason, EndReason::expired);
+  RotateOutcome r = node.run(node.store.rotate_refresh(
+                                 rotate_request(11, token_hash(sessions[1]), sha256("rt_x"), late)))
+                        .value();
+  ASSERT_EQ(r.kind, Rotation::ended);
+  ASSERT_EQ(r.reason, EndReason::expired);
+  ASSERT_FALSE(
+      node.run(node.store.revoke(12, sessions[2].id, EndReason::logout, late, kIp)).value());
+  ASSERT_TRUE(node.run(node.store.revoke_all(13, std::nullopt, EndReason::logout, late, kIp))
+                  .value()
+                  .empty());
+  Session newer = session_for(14, late);
+  ASSERT_TRUE(node.run(node.store.create(create_request(newer, token_hash(newer), 1)))
+                  .value()
+                  .evicted.empty())
+      << "the expired session does not count";
+  EXPECT_EQ(node.run(node.store.validate_and_touch(14, sessions[4].id, late, kIp)).value().found,
+            Found::ended);
+  // Only the create is in the outbox: the expiries wait for collect_expired.
+  std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(kind_name(changes[0].kind), "created");
+  EXPECT_EQ(changes[0].session.id, newer.id);
+
+  const TimePoint collected_at = late + 5min;
+  EXPECT_EQ(ids_of(node.run(node.store.collect_expired(collected_at, 100)).value()),
+            ids_of(sessions));
+  changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), sessions.size());
+  std::map<SessionId, const StoreChange*> by_id;
+  for (const StoreChange& c : changes) by_id[c.session.id] = &c;
+  ASSERT_EQ(by_id.size(), sessions.size()) << "one entry per session";
+  for (const Session& s : sessions) {
+    SCOPED_TRACE(s.user_id);
+    ASSERT_TRUE(by_id.contains(s.id));
+    // At the deadline, not when it was noticed or collected; from the session's last address.
+    expect_ended(*by_id[s.id], s, EndReason::expired, s.expires_at(), s.last_ip);
+  }
+  EXPECT_EQ(format_rfc3339(sessions[5].expires_at()), format_rfc3339(kT0 + 20min + kIdle));
+
+  // Reported once.
+  EXPECT_TRUE(node.run(node.store.collect_expired(collected_at + 1min, 100)).value().empty());
+  EXPECT_TRUE(drain(node, prefix).empty());
+}
+
+TEST(RedisSessionStore, OutboxGetsNothingFromReadsAndRefusals) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session s = session_for(7, kT0);
+  ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s), 1, OnLimit::deny))));
+  ASSERT_EQ(drain(node, prefix).size(), 1u);
+  const std::int64_t evals_before = evalsha_calls(node);
+
+  // Verify without and with a touch (a second later, a new address), list, owner, counts.
+  EXPECT_EQ(node.run(node.store.validate_and_touch(7, s.id, kT0 + 500ms, kIp)).value().found,
+            Found::alive);
+  EXPECT_EQ(node.run(node.store.validate_and_touch(7, s.id, kT0 + 5s, "192.0.2.9")).value().found,
+            Found::alive);
+  EXPECT_EQ(ids_of(node.run(node.store.list(7, kT0 + 6s)).value()), std::set<SessionId>{s.id});
+  EXPECT_EQ(node.run(node.store.owner_of(s.id, kT0 + 7s)).value(), std::optional<UserId>{7});
+  EXPECT_EQ(node.run(node.store.live_count()).value(), 1u);
+  EXPECT_TRUE(node.run(node.store.collect_expired(kT0 + 8s, 100)).value().empty());
+  EXPECT_EQ(node.run(node.store.collect_activity(100)).value().size(), 1u);
+  // Refusals and misses: a create over the limit (deny), an unknown token, an unknown session.
+  Session refused = session_for(7, kT0 + 9s);
+  auto denied =
+      node.run(node.store.create(create_request(refused, token_hash(refused), 1, OnLimit::deny)));
+  ASSERT_TRUE(denied.has_error());
+  EXPECT_EQ(denied.error().code, Errc::session_limit);
+  EXPECT_EQ(node.run(node.store.rotate_refresh(
+                         rotate_request(7, sha256("rt_unknown"), sha256("rt_y"), kT0 + 10s)))
+                .value()
+                .kind,
+            Rotation::unknown);
+  EXPECT_FALSE(node.run(node.store.revoke(7, new_id(), EndReason::logout, kT0 + 11s, kIp)).value());
+  EXPECT_TRUE(node.run(node.store.revoke_all(8, std::nullopt, EndReason::logout, kT0 + 12s, kIp))
+                  .value()
+                  .empty());
+  // The scripts did run (the touch, list, collect, create, rotate, revokes) and wrote nothing
+  // to the outbox.
+  EXPECT_GE(evalsha_calls(node) - evals_before, 6);
+  EXPECT_EQ(node.command({"XLEN", outbox_key(prefix)}).integer, 0);
+  EXPECT_TRUE(drain(node, prefix).empty());
+}
+
+// Creates, evicts, rotates, reuses, revokes, revokes all and lets a session expire (found on a
+// request, then collected), on users from `user` on. Returns how many changes that made.
+int change_sessions(Node& node, UserId user) {
+  Session a = session_for(user, kT0);
+  Session b = session_for(user, kT0 + 1s);
+  EXPECT_TRUE(node.run(node.store.create(create_request(a, token_hash(a), 1))));  // 1
+  EXPECT_EQ(node.run(node.store.create(create_request(b, token_hash(b), 1))).value().evicted.size(),
+            1u);  // 3
+  EXPECT_EQ(node.run(node.store.rotate_refresh(rotate_request(
+                         user, token_hash(b), sha256("rt_b2" + b.id.to_string()), kT0 + 1min)))
+                .value()
+                .kind,
+            Rotation::rotated);  // 4
+  EXPECT_EQ(node.run(node.store.rotate_refresh(rotate_request(
+                         user, token_hash(b), sha256("rt_b3" + b.id.to_string()), kT0 + 2min)))
+                .value()
+                .kind,
+            Rotation::reuse);  // 5
+  Session c = session_for(user + 1, kT0);
+  Session d = session_for(user + 1, kT0 + 1s);
+  Session e = session_for(user + 1, kT0 + 2s);
+  for (const Session& s : {c, d, e}) {
+    EXPECT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));  // 8
+  }
+  EXPECT_TRUE(node.run(node.store.revoke(user + 1, c.id, EndReason::logout, kT0 + 1min)).value());
+  EXPECT_EQ(node.run(node.store.revoke_all(user + 1, std::nullopt, EndReason::password_changed,
+                                           kT0 + 2min))
+                .value()
+                .size(),
+            2u);  // 11
+  Session x = session_for(user + 2, kT0);
+  EXPECT_TRUE(node.run(node.store.create(create_request(x, token_hash(x)))));  // 12
+  EXPECT_EQ(
+      node.run(node.store.validate_and_touch(user + 2, x.id, kT0 + 2 * kIdle, kIp)).value().found,
+      Found::ended);
+  EXPECT_EQ(node.run(node.store.collect_expired(kT0 + 2 * kIdle, 100)).value().size(), 1u);  // 13
+  return 13;
+}
+
+TEST(RedisSessionStore, OutboxIsOffByDefault) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix);
+  EXPECT_FALSE(node.store.has_outbox());
+  change_sessions(node, 1);
+  EXPECT_TRUE(take(node, "node-a").empty());
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  EXPECT_EQ(node.command({"EXISTS", outbox_key(prefix)}).integer, 0);
+  for (const std::string& key : keys_of(node, prefix)) {
+    EXPECT_EQ(key.find(":outbox"), std::string::npos) << key;
+  }
+
+  // The same changes on a store with the outbox: every one is there.
+  const std::string other = unique_prefix();
+  Node with(shared_url(), other, true);
+  const int made = change_sessions(with, 1);
+  EXPECT_EQ(with.command({"XLEN", outbox_key(other)}).integer, made);
+  EXPECT_EQ(with.run(with.store.outbox_length()).value(), static_cast<std::size_t>(made));
+}
+
+TEST(RedisSessionStore, OutboxAckRemovesEntriesAndWhatIsNotAckedIsTakenAgain) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  std::vector<Session> sessions;
+  for (int i = 0; i < 3; ++i) {
+    sessions.push_back(session_for(20 + i, kT0 + 1s * i));
+    ASSERT_TRUE(
+        node.run(node.store.create(create_request(sessions.back(), token_hash(sessions.back())))));
+  }
+  ASSERT_EQ(node.run(node.store.outbox_length()).value(), 3u);
+
+  std::vector<OutboxEntry> first = take(node, "node-a");
+  ASSERT_EQ(first.size(), 3u);
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    ASSERT_TRUE(first[i].change) << "oldest first";
+    EXPECT_EQ(first[i].change->session.id, sessions[i].id);
+  }
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 3u) << "taking does not remove";
+
+  ack(node, {first[0].id, first[1].id});
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 1u);
+  EXPECT_EQ(node.command({"XLEN", outbox_key(prefix)}).integer, 1);
+
+  // The same consumer gets the entry it did not acknowledge, and only that one.
+  std::vector<OutboxEntry> again = take(node, "node-a");
+  EXPECT_EQ(ids_of(again), std::vector<std::string>{first[2].id});
+  again = take(node, "node-a");
+  EXPECT_EQ(ids_of(again), std::vector<std::string>{first[2].id}) << "until it is acknowledged";
+
+  // A new change comes after it: only once it is acknowledged.
+  Session later = session_for(30, kT0 + 1min);
+  ASSERT_TRUE(node.run(node.store.create(create_request(later, token_hash(later)))));
+  again = take(node, "node-a");
+  EXPECT_EQ(ids_of(again), std::vector<std::string>{first[2].id});
+  ack(node, ids_of(again));
+  again = take(node, "node-a");
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(again[0].change);
+  EXPECT_EQ(again[0].change->session.id, later.id);
+
+  ack(node, ids_of(again));
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  EXPECT_TRUE(take(node, "node-a").empty());
+  EXPECT_EQ(node.command({"XPENDING", outbox_key(prefix), "writers"}).elements.at(0).integer, 0);
+}
+
+TEST(RedisSessionStore, OutboxGoesToOneConsumerAtATimeAndIsClaimedAfterRelease) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  auto create = [&](UserId user) {
+    Session s = session_for(user, kT0);
+    EXPECT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+    return s.id;
+  };
+  auto sessions_of = [](const std::vector<OutboxEntry>& entries) {
+    std::vector<SessionId> ids;
+    for (const OutboxEntry& e : entries) {
+      EXPECT_TRUE(e.change);
+      if (e.change) ids.push_back(e.change->session.id);
+    }
+    return ids;
+  };
+  const SessionId c1 = create(1);
+  const SessionId c2 = create(2);
+
+  std::vector<OutboxEntry> a = take(node, "node-a", kClaim);
+  ASSERT_EQ(sessions_of(a), (std::vector<SessionId>{c1, c2}));
+  const std::string c2_entry = a[1].id;
+  ack(node, {a[0].id});
+
+  // B gets nothing while A holds the lease: neither A's entries nor new ones.
+  EXPECT_TRUE(take(node, "node-b", kClaim).empty());
+  const SessionId c3 = create(3);
+  EXPECT_TRUE(take(node, "node-b", kClaim).empty());
+  EXPECT_EQ(node.command({"XPENDING", outbox_key(prefix), "writers", "-", "+", "10", "node-b"})
+                .elements.size(),
+            0u)
+      << "nothing was delivered to B";
+
+  // A takes its unacknowledged entry again, and only that: new entries wait while an older one is
+  // unacknowledged. Then A gives the lease up.
+  a = take(node, "node-a", kClaim);
+  ASSERT_EQ(sessions_of(a), std::vector<SessionId>{c2});
+  EXPECT_EQ(a[0].id, c2_entry);
+  ASSERT_TRUE(node.run(node.store.outbox_release("node-a")));
+
+  // B takes over at once, oldest first: A's unacknowledged entry before anything newer.
+  const SessionId c4 = create(4);
+  std::vector<OutboxEntry> b = take(node, "node-b", kClaim);
+  ASSERT_EQ(sessions_of(b), std::vector<SessionId>{c2});
+  EXPECT_EQ(b[0].id, c2_entry);
+  EXPECT_EQ(node.command({"XPENDING", outbox_key(prefix), "writers", "-", "+", "10", "node-a"})
+                .elements.size(),
+            0u)
+      << "A's entries moved to B";
+  EXPECT_TRUE(take(node, "node-a", kClaim).empty()) << "B holds the lease now";
+  ack(node, ids_of(b));
+  b = take(node, "node-b", kClaim);
+  ASSERT_EQ(sessions_of(b), (std::vector<SessionId>{c3, c4})) << "oldest first";
+
+  ack(node, ids_of(b));
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  EXPECT_TRUE(take(node, "node-b", kClaim).empty());
+  ASSERT_TRUE(node.run(node.store.outbox_release("node-b")));
+  EXPECT_TRUE(take(node, "node-a", kClaim).empty());
+}
+
+// A consumer with more unacknowledged entries than it takes at once gets the oldest ones again,
+// never a newer one past them (an end written before its session's creation would leave the
+// database row live for good).
+TEST(RedisSessionStore, OutboxNeverSkipsAnUnacknowledgedEntry) {
+  Node node(shared_url(), unique_prefix(), true);
+  std::vector<SessionId> created;
+  for (UserId user = 1; user <= 3; ++user) {
+    Session s = session_for(user, kT0);
+    ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+    created.push_back(s.id);
+  }
+  for (std::size_t i = 0; i < created.size(); ++i) {
+    for (int again = 0; again < 2; ++again) {
+      const auto taken = take(node, "node-a", kNoClaim, 1);
+      ASSERT_EQ(taken.size(), 1u);
+      ASSERT_TRUE(taken[0].change);
+      EXPECT_EQ(taken[0].change->session.id, created[i]) << "take " << i << "." << again;
+      if (again == 1) ack(node, {taken[0].id});
+    }
+  }
+  EXPECT_TRUE(take(node, "node-a", kNoClaim, 1).empty());
+}
+
+TEST(RedisSessionStore, OutboxLeaseLapsesWhenItsHolderStopsTaking) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session s = session_for(1, kT0);
+  ASSERT_TRUE(node.run(node.store.create(create_request(s, token_hash(s)))));
+  std::vector<OutboxEntry> a = take(node, "node-a", kClaim);
+  ASSERT_EQ(a.size(), 1u);
+  // A stops (a crash): no acknowledgement, no release. B gets nothing, new changes neither.
+  EXPECT_TRUE(take(node, "node-b", kClaim).empty());
+  Session later = session_for(2, kT0);
+  ASSERT_TRUE(node.run(node.store.create(create_request(later, token_hash(later)))));
+  EXPECT_TRUE(take(node, "node-b", kClaim).empty());
+  // A lease lasts claim_after (at least a second).
+  std::this_thread::sleep_for(std::max(kClaim, Duration{1s}) + 300ms);
+  // B starts with what A left unacknowledged, then the newer change.
+  std::vector<OutboxEntry> b = take(node, "node-b", kClaim);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].id, a[0].id);
+  ASSERT_TRUE(b[0].change);
+  EXPECT_EQ(b[0].change->session.id, s.id);
+  EXPECT_TRUE(take(node, "node-a", kClaim).empty()) << "A lost the lease to B";
+  ack(node, ids_of(b));
+  b = take(node, "node-b", kClaim);
+  ASSERT_EQ(b.size(), 1u);
+  ASSERT_TRUE(b[0].change);
+  EXPECT_EQ(b[0].change->session.id, later.id);
+}
+
+TEST(RedisSessionStore, OutboxGetsNothingFromRestore) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix, true);
+  Session s = session_for(7, kT0);
+  RestoredTombstone t;
+  t.id = new_id();
+  t.user_id = 7;
+  t.reason = EndReason::logout;
+  t.ended_at = kT0;
+  t.refresh_hash = sha256("rt_restored_tombstone");
+  ASSERT_TRUE(node.store.restore({{s, token_hash(s), kT0 + kRefreshTtl}}, {t}));
+
+  EXPECT_EQ(node.command({"EXISTS", outbox_key(prefix)}).integer, 0);
+  EXPECT_EQ(node.run(node.store.outbox_length()).value(), 0u);
+  // Restored indeed: the session is alive, the tombstone answers its reason.
+  EXPECT_EQ(node.run(node.store.validate_and_touch(7, s.id, kT0 + 1min, kIp)).value().found,
+            Found::alive);
+  Lookup ended = node.run(node.store.validate_and_touch(7, t.id, kT0 + 1min, kIp)).value();
+  EXPECT_EQ(ended.found, Found::ended);
+  EXPECT_EQ(ended.reason, EndReason::logout);
+  EXPECT_TRUE(drain(node, prefix).empty());
+
+  // The store's outbox is on: a change made afterwards is in it.
+  ASSERT_TRUE(node.run(node.store.revoke(7, s.id, EndReason::logout, kT0 + 2min, kIp)).value());
+  std::vector<StoreChange> changes = drain(node, prefix);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].session.id, s.id);
 }
 
 }  // namespace

@@ -755,17 +755,20 @@ Task<std::vector<OutboxEntry>> RedisSessionStore::outbox_take(std::string consum
     if (held->is_error()) co_return from_error_reply(*held);
     if (as_int(*held).value_or(0) != 1) co_return out;
   }
+  // Holding the lease, this consumer is the only writer: whatever another consumer took and did
+  // not acknowledge is a former holder's (stopped, or too slow to renew), and comes first. So the
+  // entries taken are always the oldest unacknowledged ones: claim every pending entry (min-idle
+  // 0), read the oldest `max` of them, and read new entries only when none is pending.
   const std::string count = std::to_string(std::max<std::size_t>(max, 1));
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::vector<std::vector<std::string>> commands{
-        {"XREADGROUP", "GROUP", kWriters, consumer, "COUNT", count, "STREAMS", key, "0"},
-        {"XAUTOCLAIM", key, kWriters, consumer, ms(claim_after), "0-0", "COUNT", count},
-        {"XREADGROUP", "GROUP", kWriters, consumer, "COUNT", count, "STREAMS", key, ">"}};
+        {"XAUTOCLAIM", key, kWriters, consumer, "0", "0-0", "COUNT", count, "JUSTID"},
+        {"XREADGROUP", "GROUP", kWriters, consumer, "COUNT", count, "STREAMS", key, "0"}};
     auto replies = co_await impl_->client->pipeline(std::move(commands));
     if (!replies) co_return replies.error();
-    if (replies->size() != 3) co_return unexpected_reply();
-    const Reply& own = (*replies)[0];
-    if (own.is_error() && own.str.starts_with("NOGROUP") && attempt == 0) {
+    if (replies->size() != 2) co_return unexpected_reply();
+    const Reply& claimed = (*replies)[0];
+    if (claimed.is_error() && claimed.str.starts_with("NOGROUP") && attempt == 0) {
       // A new stream, or a Redis that lost it: the group starts at the stream's beginning.
       std::vector<std::string> create{"XGROUP", "CREATE", key, kWriters, "0", "MKSTREAM"};
       auto created = co_await impl_->client->command(std::move(create));
@@ -778,19 +781,20 @@ Task<std::vector<OutboxEntry>> RedisSessionStore::outbox_take(std::string consum
     for (const Reply& r : *replies) {
       if (r.is_error()) co_return from_error_reply(r);
     }
-    const Reply& claimed = (*replies)[1];
-    if (!append_read(own, out) || !is_array(claimed, 2) ||
-        !append_entries(claimed.elements[1], out) || !append_read((*replies)[2], out)) {
-      co_return unexpected_reply();
+    if (!append_read((*replies)[1], out)) co_return unexpected_reply();
+    if (out.empty()) {
+      std::vector<std::string> fresh{"XREADGROUP", "GROUP",   kWriters, consumer, "COUNT",
+                                     count,        "STREAMS", key,      ">"};
+      auto reply = co_await impl_->client->command(std::move(fresh));
+      if (!reply) co_return reply.error();
+      if (reply->is_error()) co_return from_error_reply(*reply);
+      if (!append_read(*reply, out)) co_return unexpected_reply();
     }
     break;
   }
   std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) {
     return stream_order(a.id) < stream_order(b.id);
   });
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const OutboxEntry& a, const OutboxEntry& b) { return a.id == b.id; }),
-            out.end());
   co_return out;
 }
 

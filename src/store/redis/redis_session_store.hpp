@@ -55,9 +55,9 @@ class RedisSessionStore final : public SessionStore {
   Task<std::vector<ActivityChange>> collect_activity(std::size_t max) override;
   Task<std::size_t> live_count() override;
   bool has_outbox() const override;
-  // Two round trips: the lease ("<prefix>:outbox:lease", a script), then XREADGROUP of the
-  // consumer's own pending entries, XAUTOCLAIM of entries idle for claim_after and XREADGROUP of
-  // new ones (group "writers", created when missing).
+  // The lease ("<prefix>:outbox:lease", a script); then XAUTOCLAIM of every pending entry and
+  // XREADGROUP of the oldest pending ones (one round trip), and only when none is pending
+  // XREADGROUP of new ones (group "writers", created when missing).
   Task<std::vector<OutboxEntry>> outbox_take(std::string consumer, std::size_t max,
                                              Duration claim_after) override;
   // DEL of the lease when `consumer` holds it.

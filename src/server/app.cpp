@@ -316,18 +316,17 @@ asio::awaitable<void> outbox_flush(service::SessionService& svc, std::string con
   (void)co_await svc.release_outbox(consumer);
 }
 
-// This node's name in the outbox's consumer group: host, listen address and data directory, so
-// that a node restarted after a crash is the same consumer: it still holds the writer's lease and
-// takes back at once the entries it had not written (another node would wait outbox_claim_after).
-std::string outbox_consumer(const Config& config) {
+// This node's name in the outbox's consumer group: the host name (for people reading XINFO) and a
+// random id kept in <data_dir>/node.id, so that a node restarted after a crash is the same
+// consumer: it still holds the writer's lease and takes back at once the entries it had not
+// written. Two nodes never share a data directory, so never a name.
+std::string outbox_consumer(const Config& config, Random& random) {
   std::array<char, 256> host{};
   if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
-  std::error_code ec;
-  auto dir = fs::weakly_canonical(config.data_dir, ec);
-  if (ec) dir = config.data_dir;
-  const auto digest = sha256(dir.string());
-  return std::string(host.data()) + "/" + config.server.listen + "/" +
-         to_hex(std::span<const std::uint8_t>(digest).first(6));
+  const std::string id =
+      load_or_create_secret((fs::path(config.data_dir) / "node.id").string(), false, "node.id",
+                            true, [&] { return random_secret(random, 24); });
+  return std::string(host.data()) + "/" + id;
 }
 
 }  // namespace
@@ -389,7 +388,7 @@ int run_server(const Config& config) {
     if (!port) throw StartError{kExitFailure, "server.listen: " + port.error().detail};
     std::atomic<bool> stopping{false};
     asio::co_spawn(server.main_context(), job_loop(svc, config, stopping), asio::detached);
-    const std::string consumer = outbox_consumer(config);
+    const std::string consumer = outbox_consumer(config, random);
     if (svc.has_outbox()) {
       asio::co_spawn(server.main_context(), outbox_loop(svc, consumer, stopping), asio::detached);
     }

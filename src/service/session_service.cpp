@@ -44,6 +44,50 @@ json::object parse_object(const std::string& text) {
   return std::move(v.as_object());
 }
 
+}  // namespace
+
+std::string valid_utf8(std::string_view text, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max));
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = 0;
+    if (c < 0x80)
+      len = 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+      len = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+      len = 4;
+    bool ok = len > 0 && i + len <= text.size();
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && len == 3) {
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    }
+    if (ok && len == 4) {
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);  // overlong, past U+10FFFF
+    }
+    if (c == 0) ok = false;  // PostgreSQL text cannot hold NUL
+    if (!ok) len = 1;
+    if (out.size() + (ok ? len : 1) > max) break;
+    if (ok) {
+      out.append(text.substr(i, len));
+    } else {
+      out.push_back('?');
+    }
+    i += len;
+  }
+  return out;
+}
+
+namespace {
+
 Error ended_error(EndReason reason) {
   return Error::ended(reason == EndReason::expired ? Errc::session_expired : Errc::session_revoked,
                       reason);
@@ -201,7 +245,7 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
   Session s = make_session(SessionId::generate(deps_.random), user.id, user.role, *policy, now);
   s.attributes = json::serialize(attributes);
   s.auth_method = method;
-  s.user_agent = client.user_agent.substr(0, kMaxUserAgent);
+  s.user_agent = valid_utf8(client.user_agent, kMaxUserAgent);
   s.device_info = device_info ? *device_info : detect_device(s.user_agent);
   s.ip_address = client.ip;
   s.last_ip = client.ip;
@@ -670,16 +714,21 @@ Task<std::size_t> SessionService::drain_outbox(const std::string& consumer) {
     ids.push_back(entry.id);
   }
   if (!batch.changes.empty() || !batch.events.empty()) {
+    // Data the database refuses (a constraint, a value it cannot store) would be refused again;
+    // any other failure may pass, and the batch is tried again later.
+    const auto refused = [](const Error& e) {
+      return e.code == Errc::conflict || e.code == Errc::invalid_request;
+    };
     auto written = co_await db_call([&] { return deps_.database.apply(batch); });
-    if (!written && written.error().code == Errc::database_unavailable) co_return written.error();
+    if (!written && !refused(written.error())) co_return written.error();
     if (!written) {
-      // The database refused the batch itself (a constraint, say): write the entries one by one
-      // and skip the ones it refuses, so that one bad entry cannot hold the outbox up for good.
+      // Write the entries one by one and skip the ones refused, so that one bad entry cannot
+      // hold the outbox up for good.
       for (const auto& entry : *taken) {
         if (!entry.change) continue;
         const db::ChangeBatch one = batch_of(entry);
         auto alone = co_await db_call([&] { return deps_.database.apply(one); });
-        if (!alone && alone.error().code == Errc::database_unavailable) co_return alone.error();
+        if (!alone && !refused(alone.error())) co_return alone.error();
         if (!alone) {
           spdlog::error("outbox entry {} refused by the database ({}): skipped", entry.id,
                         alone.error().detail);

@@ -198,6 +198,10 @@ class SessionService {
 
 // Normalises an email for lookup and storage (trimmed, lower-case). Empty when not plausible.
 std::string normalize_email(std::string_view email);
+// At most `max` bytes of `text` as valid UTF-8 (for header values kept in the database, which
+// refuses anything else): bytes that do not form a character, and NUL, become '?'; a character is
+// never cut in two.
+std::string valid_utf8(std::string_view text, std::size_t max);
 // Normalises a mobile number to E.164 ("+" and 8-15 digits); empty when not plausible.
 std::string normalize_mobile(std::string_view number);
 

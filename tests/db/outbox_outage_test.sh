@@ -181,8 +181,7 @@ read -r total bad <"$tmp/load-result"
 holder=$(rcli GET sd:outbox:lease)
 victim=""
 for n in 0 1; do
-  digest=$(printf '%s' "$(cd "$tmp/n$n" && pwd -P)" | sha256sum | cut -c1-12)
-  [[ $holder == */$digest ]] && victim=$n
+  [[ $holder == */$(cat "$tmp/n$n/node.id") ]] && victim=$n
 done
 if [[ -z $victim ]]; then
   fail "no node holds the outbox lease ($holder)"

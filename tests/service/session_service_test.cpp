@@ -298,3 +298,24 @@ TEST(Normalize, EmailsAndMobileNumbers) {
 
 }  // namespace
 }  // namespace sessiond::service
+
+// Header values reach PostgreSQL, which refuses text that is not UTF-8: the User-Agent is kept as
+// valid UTF-8, cut at a character boundary.
+TEST(ValidUtf8, KeepsCharactersAndReplacesWhatIsNotUtf8) {
+  using sessiond::service::valid_utf8;
+  EXPECT_EQ(valid_utf8("curl/8.0", 512), "curl/8.0");
+  EXPECT_EQ(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", 512),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(valid_utf8("a\xFF"
+                       "b\x80"
+                       "c",
+                       512),
+            "a?b?c");
+  EXPECT_EQ(valid_utf8(std::string_view("a\0b", 3), 512), "a?b");
+  EXPECT_EQ(valid_utf8("\xC0\xAF", 512), "??") << "overlong";
+  EXPECT_EQ(valid_utf8("\xED\xA0\x80", 512), "???") << "a surrogate";
+  EXPECT_EQ(valid_utf8("ab\xE2\x82", 512), "ab??") << "a character cut short";
+  // "é" is two bytes: a limit inside it ends the text before it.
+  EXPECT_EQ(valid_utf8("ab\xC3\xA9", 3), "ab");
+  EXPECT_EQ(valid_utf8("abcdef", 4), "abcd");
+}

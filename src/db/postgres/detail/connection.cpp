@@ -67,7 +67,10 @@ Error to_error(const PGresult* result, const PGconn* conn) {
   if (klass == "53") return unavailable("database is out of resources");
   if (klass == "58") return unavailable("database I/O error");
   if (klass == "28") return unavailable("database access denied");
-  if (klass == "23") return Error(Errc::internal, "database constraint failed");
+  // Data the database refuses (a constraint, a value it cannot store): the same data would be
+  // refused again, unlike the failures above.
+  if (klass == "23") return Error(Errc::conflict, "database constraint failed");
+  if (klass == "22") return Error(Errc::invalid_request, "the database refused a value");
   return Error(Errc::internal, "database error");
 }
 

@@ -29,7 +29,7 @@ std::string trim_line_end(std::string line) {
 Outcome<std::string> next_line(std::string_view what) {
   std::string line;
   if (!std::getline(std::cin, line)) {
-    return Failure::usage("no " + std::string(what) + " given: standard input ended (pipe it in, " +
+    return Failure::usage(std::string(what) + " was not given: standard input ended (pipe it in, " +
                           "one line each, or run in a terminal)");
   }
   line = trim_line_end(std::move(line));

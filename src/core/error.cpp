@@ -26,6 +26,7 @@ std::string_view code_name(Errc code) {
     case Errc::rate_limited: return "rate_limited";
     case Errc::store_unavailable: return "store_unavailable";
     case Errc::database_unavailable: return "database_unavailable";
+    case Errc::upstream_unavailable: return "upstream_unavailable";
     case Errc::internal: return "internal";
   }
   return "internal";

@@ -28,6 +28,9 @@ enum class Errc {
   rate_limited,
   store_unavailable,
   database_unavailable,
+  // An outside service sessiond depends on for this request (the SMS gateway of otp.sender) did
+  // not answer or refused: 503 upstream_unavailable. Not in SPEC §5's list: sessiond's addition.
+  upstream_unavailable,
   internal,
 };
 

@@ -57,6 +57,9 @@ struct Event {
   std::string ip_address;
   std::string detail = "{}";  // JSON object, serialised
   std::int64_t id = 0;        // assigned by the database; 0 before it is written
+  // apply() also queues the event for webhook delivery (webhook_queue), in the same transaction,
+  // when it stores the event (not when its uid was already stored). Not read back.
+  bool notify = false;
 };
 
 // The durable record of a session (user_sessions).
@@ -149,6 +152,17 @@ class Database {
   virtual Result<std::vector<Event>> list_events(const EventFilter& filter) = 0;
   // Live = is_active rows whose expires_at is after `now`.
   virtual Result<Stats> stats(TimePoint now) = 0;
+
+  // --- webhook delivery (SPEC §6): events apply() queued (Event::notify) ---
+  // The oldest `limit` queued events, oldest (lowest id) first, with every field as stored (id
+  // set). Events stay queued until webhook_dequeue.
+  virtual Result<std::vector<Event>> webhook_queue_head(int limit) = 0;
+  // Removes these events (by Event::id) from the queue; unknown ids are ignored.
+  virtual Result<void> webhook_dequeue(const std::vector<std::int64_t>& event_ids) = 0;
+  // The user's sessions created before `created_before` whose last_activity is at or after
+  // `active_since`, live or ended (for session.new_device), any order.
+  virtual Result<std::vector<SessionRecord>> recent_sessions(UserId user, TimePoint active_since,
+                                                             TimePoint created_before) = 0;
 
   // Answers when the database is reachable.
   virtual Result<void> ping() = 0;

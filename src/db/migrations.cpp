@@ -124,8 +124,28 @@ CREATE INDEX session_events_type_at ON session_events (type, at);
 CREATE INDEX session_events_at ON session_events (at);
 )sql";
 
+// Webhook delivery (SPEC §6): apply() queues an event it stores with notify set, in the same
+// transaction; the sender reads the queue in event id order and deletes what it delivered. The
+// queue holds ids only: the event is read from session_events, which is never deleted from.
+// recent_sessions (session.new_device) looks up a user's sessions by last_activity: the index lets
+// it read only the recent ones of a user with a long history.
+constexpr std::string_view kV2Sqlite = R"sql(
+CREATE TABLE webhook_queue (
+  event_id INTEGER PRIMARY KEY REFERENCES session_events (id)
+) STRICT;
+CREATE INDEX user_sessions_user_id_last_activity ON user_sessions (user_id, last_activity);
+)sql";
+
+constexpr std::string_view kV2Postgres = R"sql(
+CREATE TABLE webhook_queue (
+  event_id bigint PRIMARY KEY REFERENCES session_events (id)
+);
+CREATE INDEX user_sessions_user_id_last_activity ON user_sessions (user_id, last_activity);
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "users, user_sessions, session_events", kV1Sqlite, kV1Postgres},
+    Migration{2, "webhook_queue; user_sessions (user_id, last_activity)", kV2Sqlite, kV2Postgres},
 };
 
 }  // namespace

@@ -223,6 +223,10 @@ void Api::add_routes() {
           c.store_errors.load());
     gauge("sessiond_database_errors_total", "Database calls that failed.", "counter",
           c.database_errors.load());
+    gauge("sessiond_rate_limited_total", "Requests refused by a rate limit.", "counter",
+          c.rate_limited.load());
+    gauge("sessiond_otp_sent_total", "One-time codes handed to the sender.", "counter",
+          c.otp_sent.load());
     gauge("sessiond_audit_backlog", "Database writes waiting to be retried.", "gauge",
           svc.pending_writes());
     extra += svc.store_metrics();
@@ -253,6 +257,35 @@ void Api::add_routes() {
         }
         TRY_ASSIGN(tokens, co_await svc.login_password(std::move(*email), std::move(*password),
                                                        client_of(req)));
+        co_return token_response(tokens, use_cookies.value_or(false));
+      });
+
+  router_.add(M::post, "/api/v1/auth/otp/send", [&svc](Request& req) -> awaitable<Response> {
+    TRY_ASSIGN(body, parse_body(req));
+    TRY(only_keys(body, {"mobile_number"}));
+    TRY_ASSIGN(mobile, opt_string(body, "mobile_number", 32));
+    if (!mobile) co_return problem(Error(Errc::invalid_request, "mobile_number is required"));
+    TRY_ASSIGN(ttl, co_await svc.otp_send(std::move(*mobile), client_of(req)));
+    Response r = json_response(
+        202, json::object{
+                 {"expires_in", std::chrono::duration_cast<std::chrono::seconds>(ttl).count()}});
+    r.set_header("Cache-Control", "no-store");
+    co_return r;
+  });
+
+  router_.add(
+      M::post, "/api/v1/auth/otp/verify",
+      [&svc, token_response](Request& req) -> awaitable<Response> {
+        TRY_ASSIGN(body, parse_body(req));
+        TRY(only_keys(body, {"mobile_number", "otp", "use_cookies"}));
+        TRY_ASSIGN(mobile, opt_string(body, "mobile_number", 32));
+        TRY_ASSIGN(code, opt_string(body, "otp", 32));
+        TRY_ASSIGN(use_cookies, opt_bool(body, "use_cookies"));
+        if (!mobile || !code) {
+          co_return problem(Error(Errc::invalid_request, "mobile_number and otp are required"));
+        }
+        TRY_ASSIGN(tokens,
+                   co_await svc.otp_verify(std::move(*mobile), std::move(*code), client_of(req)));
         co_return token_response(tokens, use_cookies.value_or(false));
       });
 

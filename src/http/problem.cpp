@@ -26,7 +26,8 @@ int status_for(Errc code) {
     case Errc::headers_too_large: return 431;
     case Errc::rate_limited: return 429;
     case Errc::store_unavailable:
-    case Errc::database_unavailable: return 503;
+    case Errc::database_unavailable:
+    case Errc::upstream_unavailable: return 503;
     case Errc::internal: return 500;
   }
   return 500;
@@ -53,6 +54,7 @@ std::string_view title_for(Errc code) {
     case Errc::rate_limited: return "Too many requests";
     case Errc::store_unavailable: return "Session store unavailable";
     case Errc::database_unavailable: return "Database unavailable";
+    case Errc::upstream_unavailable: return "Upstream service unavailable";
     case Errc::internal: return "Internal error";
   }
   return "Internal error";
@@ -61,6 +63,7 @@ std::string_view detail_for(Errc code) {
   switch (code) {
     case Errc::store_unavailable: return "the session store cannot be reached; try again shortly";
     case Errc::database_unavailable: return "the database cannot be reached; try again shortly";
+    case Errc::upstream_unavailable: return "a service sessiond depends on did not answer; try again shortly";
     case Errc::internal: return "internal error";
     default: return title_for(code);
   }
@@ -79,7 +82,8 @@ Response problem(const Error& error) {
   // Details of store and internal failures come from below the service (a connection error, an
   // address): they go to the log, not to clients.
   const bool internal_detail =
-      error.code == Errc::store_unavailable || error.code == Errc::internal;
+      error.code == Errc::store_unavailable || error.code == Errc::upstream_unavailable ||
+      error.code == Errc::internal;
   if (internal_detail && !error.detail.empty())
     spdlog::debug("{}: {}", code_name(error.code), error.detail);
   body["detail"] = error.detail.empty() || internal_detail ? detail_for(error.code)

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <optional>
 #include <thread>
@@ -25,9 +26,12 @@
 #include "db/postgres/postgres_database.hpp"
 #include "db/sqlite/sqlite_database.hpp"
 #include "http/api.hpp"
+#include "http/outbound.hpp"
 #include "http/server.hpp"
 #include "server/config_loader.hpp"
+#include "service/otp_sender.hpp"
 #include "service/session_service.hpp"
+#include "service/webhooks.hpp"
 #include "store/memory/memory_session_store.hpp"
 #include "store/redis/redis_session_store.hpp"
 
@@ -100,7 +104,9 @@ std::string load_or_create_secret(const std::string& path, bool configured, cons
   return content;
 }
 
-JwtCodec load_jwt_codec(const Config& config, Random& random) {
+// `pepper` receives a key derived from the signing key: every node that shares the signing key
+// derives the same one (for the hashes of one-time codes and rate-limit subjects).
+JwtCodec load_jwt_codec(const Config& config, Random& random, std::string& pepper) {
   const auto algorithm = parse_jwt_algorithm(config.tokens.algorithm);
   if (!algorithm) throw StartError{kExitBadConfig, "tokens.algorithm: unknown algorithm"};
   const bool hs256 = *algorithm == JwtAlgorithm::HS256;
@@ -113,6 +119,7 @@ JwtCodec load_jwt_codec(const Config& config, Random& random) {
           throw StartError{kExitFailure, "cannot generate a signing key: " + pem.error().detail};
         return *pem;
       });
+  pepper = to_hex(hmac_sha256(key, "sessiond pepper v1"));
   auto codec =
       JwtCodec::create(*algorithm, std::move(key), config.tokens.issuer, config.tokens.audience);
   if (!codec) {
@@ -306,6 +313,44 @@ asio::awaitable<void> outbox_loop(service::SessionService& svc, std::string cons
   }
 }
 
+// Webhook delivery (SPEC §6): one node at a time (a lease in the store) POSTs what the database
+// queued, in order; the others stand by and take over when the holder stops renewing.
+asio::awaitable<void> webhook_loop(service::WebhookDeliverer& deliverer, store::SessionStore& store,
+                                   const Clock& clock, std::string holder,
+                                   std::atomic<bool>& stopping) {
+  using namespace std::chrono_literals;
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  const Duration lease = 30s;
+  bool failing = false;
+  while (!stopping) {
+    Duration pause = 200ms;
+    try {
+      auto held = co_await store.lease_acquire("webhooks", holder, lease, clock.now());
+      if (held && *held) {
+        auto delivered = co_await deliverer.deliver_some(50);
+        if (delivered && *delivered > 0) continue;
+        if (!delivered) {
+          if (!failing) {
+            spdlog::warn("webhooks: cannot read the queue yet ({}); retrying",
+                         delivered.error().detail);
+          }
+          failing = true;
+          pause = 1s;
+        } else {
+          failing = false;
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("webhooks: {}", e.what());
+      pause = 1s;
+    }
+    timer.expires_after(pause);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  (void)co_await store.lease_release("webhooks", holder);
+}
+
 // At shutdown: what the outbox still holds (for about a second), then the lease goes.
 asio::awaitable<void> outbox_flush(service::SessionService& svc, std::string consumer) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
@@ -355,7 +400,8 @@ int run_server(const Config& config) {
     ensure_data_dir(config.data_dir);
     SodiumRandom random;
     SystemClock clock;
-    const JwtCodec jwt = load_jwt_codec(config, random);
+    std::string pepper;
+    const JwtCodec jwt = load_jwt_codec(config, random, pepper);
     const std::string admin_key = load_or_create_secret(
         effective_admin_key_file(config), !config.admin.api_key_file.empty(), "admin.api_key_file",
         true, [&] { return random_secret(random, 32); });
@@ -371,8 +417,17 @@ int run_server(const Config& config) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     service::Workers db_workers(2);
     service::Workers hash_workers(cores);
+    http::BeastOutbound outbound;
+    auto otp_sender = service::make_otp_sender(config.otp.sender, outbound);
     service::SessionService svc(service::ServiceDeps{config, clock, random, jwt, *store, *database,
-                                                     db_workers, hash_workers, admin_key});
+                                                     db_workers, hash_workers, admin_key,
+                                                     *otp_sender, pepper});
+    std::optional<service::WebhookDeliverer> webhooks;
+    if (!config.webhooks.url.empty()) {
+      std::string secret = load_or_create_secret(config.webhooks.secret_file, true,
+                                                 "webhooks.secret_file", true, [] { return ""; });
+      webhooks.emplace(config.webhooks, std::move(secret), *database, db_workers, outbound, clock);
+    }
     http::Metrics metrics;
     http::Api api(config, svc, metrics);
 
@@ -392,6 +447,12 @@ int run_server(const Config& config) {
     if (svc.has_outbox()) {
       asio::co_spawn(server.main_context(), outbox_loop(svc, consumer, stopping), asio::detached);
     }
+    std::future<void> webhooks_stopped;
+    if (webhooks) {
+      webhooks_stopped = asio::co_spawn(server.main_context(),
+                                        webhook_loop(*webhooks, *store, clock, consumer, stopping),
+                                        asio::use_future);
+    }
     server.start();
     // Schemes only: a URL may carry a password, and secrets never reach the log.
     spdlog::info("listening on {}:{} ({} threads, store {}, database {})", options.host, *port,
@@ -410,6 +471,7 @@ int run_server(const Config& config) {
       asio::co_spawn(server.main_context(), outbox_flush(svc, consumer), asio::use_future)
           .wait_for(std::chrono::seconds(1));
     }
+    if (webhooks_stopped.valid()) webhooks_stopped.wait_for(std::chrono::seconds(1));
     server.stop();
     db_workers.stop();
     hash_workers.stop();

@@ -11,6 +11,7 @@
 #include "core/device.hpp"
 #include "core/password.hpp"
 #include "service/changes.hpp"
+#include "service/webhooks.hpp"
 
 namespace sessiond::service {
 
@@ -87,6 +88,8 @@ std::string valid_utf8(std::string_view text, std::size_t max) {
 }
 
 namespace {
+
+constexpr std::array<std::string_view, 2> kSignInLimitNames{"login_per_ip", "login_per_account"};
 
 Error ended_error(EndReason reason) {
   return Error::ended(reason == EndReason::expired ? Errc::session_expired : Errc::session_revoked,
@@ -184,6 +187,7 @@ void SessionService::add_ended(db::ChangeBatch& batch, const Session& s, EndReas
 
 awaitable<bool> SessionService::record(db::ChangeBatch batch) {
   if (batch.changes.empty() && batch.events.empty()) co_return true;
+  mark_webhook_events(batch, deps_.config.webhooks);
   auto result = co_await db_call([&] { return deps_.database.apply(batch); });
   if (result) co_return true;
   spdlog::error("database write failed ({}); keeping {} change(s) and {} event(s) to retry",
@@ -286,12 +290,217 @@ Task<TokenResponse> SessionService::start_session(const db::User& user, AuthMeth
   co_return make_response(s, std::move(refresh_token), now, user);
 }
 
+std::string SessionService::rate_key(std::string_view name, std::string_view subject) const {
+  std::string input = "rate:";
+  input.append(subject);
+  const auto mac = hmac_sha256(deps_.pepper, input);
+  return std::string(name) + ":" + base64url_encode(std::span<const std::uint8_t>(mac.data(), 16));
+}
+
+std::string SessionService::otp_key(const std::string& mobile_number) const {
+  const auto mac = hmac_sha256(deps_.pepper, "otp-key:" + mobile_number);
+  return base64url_encode(std::span<const std::uint8_t>(mac.data(), 16));
+}
+
+std::string SessionService::otp_hash(const std::string& mobile_number,
+                                     std::string_view code) const {
+  std::string input = "otp-code:" + mobile_number + ":";
+  input.append(code);
+  const auto mac = hmac_sha256(deps_.pepper, input);
+  return base64url_encode(std::span<const std::uint8_t>(mac.data(), mac.size()));
+}
+
+std::vector<store::RateKey> SessionService::sign_in_limits(const std::string& account,
+                                                           const ClientInfo& client) const {
+  const auto& limits = deps_.config.rate_limits;
+  return {{rate_key(kSignInLimitNames[0], client.ip), limits.login_per_ip},
+          {rate_key(kSignInLimitNames[1], account), limits.login_per_account}};
+}
+
+Task<void> SessionService::limit(std::vector<store::RateKey> keys,
+                                 std::span<const std::string_view> names, bool count,
+                                 const ClientInfo& client, std::optional<UserId> user) {
+  auto decision = co_await deps_.store.rate_limit(std::move(keys), deps_.clock.now(), count);
+  if (!decision) {
+    if (decision.error().code == Errc::store_unavailable) ++counters_.store_errors;
+    co_return decision.error();
+  }
+  if (decision->allowed) co_return Result<void>{};
+  const std::string_view name =
+      decision->refused_by < names.size() ? names[decision->refused_by] : "rate_limit";
+  co_return co_await refused_by_limit(name, decision->retry_after, user, client);
+}
+
+awaitable<Error> SessionService::refused_by_limit(std::string_view name, Duration retry_after,
+                                                  std::optional<UserId> user,
+                                                  const ClientInfo& client) {
+  ++counters_.rate_limited;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(retry_after).count();
+  const int seconds = static_cast<int>(std::max<std::int64_t>(1, (ms + 999) / 1000));
+  db::ChangeBatch batch;
+  batch.events.push_back(event("rate_limited", user, std::nullopt, client.ip,
+                               {{"limit", name}, {"retry_after", seconds}}));
+  co_await record(std::move(batch));
+  Error e(Errc::rate_limited,
+          "too many attempts; try again in " + std::to_string(seconds) + " seconds");
+  e.retry_after_seconds = seconds;
+  co_return e;
+}
+
+awaitable<void> SessionService::sign_in_failed(std::string_view method, std::string_view reason,
+                                               std::optional<UserId> user, std::string_view account,
+                                               const ClientInfo& client) {
+  ++counters_.sign_in_failures;
+  // Failed sign-ins count against both limits; a successful one resets neither.
+  auto keys = sign_in_limits(std::string(account), client);
+  auto counted = co_await deps_.store.rate_limit(std::move(keys), deps_.clock.now(), true);
+  if (!counted) spdlog::warn("a failed sign-in could not be counted: {}", counted.error().detail);
+  db::ChangeBatch batch;
+  batch.events.push_back(event("login_failed", user, std::nullopt, client.ip,
+                               {{"auth_method", method}, {"reason", reason}}));
+  co_await record(std::move(batch));
+}
+
+namespace {
+
+// A code of `length` decimal digits, uniform (rejection sampling on 64 random bits).
+std::string new_otp_code(Random& random, int length) {
+  std::uint64_t range = 1;
+  for (int i = 0; i < length; ++i) range *= 10;
+  const std::uint64_t limit = UINT64_MAX - (UINT64_MAX % range);
+  std::uint64_t value = 0;
+  do {
+    std::array<std::uint8_t, 8> bytes{};
+    random.fill(bytes);
+    value = 0;
+    for (auto b : bytes) value = (value << 8) | b;
+  } while (value >= limit);
+  value %= range;
+  std::string code(static_cast<std::size_t>(length), '0');
+  for (int i = length - 1; i >= 0; --i) {
+    code[static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  return code;
+}
+
+}  // namespace
+
+Task<Duration> SessionService::otp_send(std::string mobile_number, ClientInfo client) {
+  const std::string number = normalize_mobile(mobile_number);
+  if (number.empty()) {
+    co_return Error(Errc::invalid_request, "mobile_number must be E.164 or 10-15 digits");
+  }
+  static constexpr std::array<std::string_view, 2> kNames{"otp_send_per_number", "otp_send_per_ip"};
+  const auto& limits = deps_.config.rate_limits;
+  std::vector<store::RateKey> keys{{rate_key(kNames[0], number), limits.otp_send_per_number},
+                                   {rate_key(kNames[1], client.ip), limits.otp_send_per_ip}};
+  if (auto allowed = co_await limit(std::move(keys), kNames, true, client, std::nullopt);
+      !allowed) {
+    co_return allowed.error();
+  }
+  auto found = co_await db_call([&] { return deps_.database.find_user_by_mobile(number); });
+  if (!found) co_return found.error();
+  const auto& user = *found;
+  const OtpConfig& otp = deps_.config.otp;
+  // A code goes out only to a number that can sign in with it; the answer is the same either way.
+  const bool can_sign_in = user ? !user->disabled : otp.auto_register;
+  const TimePoint now = deps_.clock.now();
+  if (can_sign_in) {
+    std::string code = new_otp_code(deps_.random, otp.length);
+    auto stored = co_await deps_.store.otp_put(otp_key(number), otp_hash(number, code),
+                                               now + otp.ttl, otp.max_attempts, now);
+    if (!stored) {
+      if (stored.error().code == Errc::store_unavailable) ++counters_.store_errors;
+      co_return stored.error();
+    }
+    // A named message: g++ 12 mishandles a braced temporary inside a co_await expression.
+    OtpMessage message{number, std::move(code), otp.ttl, now};
+    auto sent = co_await deps_.otp_sender.send(std::move(message));
+    if (!sent) co_return sent.error();
+    ++counters_.otp_sent;
+  }
+  db::ChangeBatch batch;
+  batch.events.push_back(event("otp_sent", user ? std::optional(user->id) : std::nullopt,
+                               std::nullopt, client.ip, {{"delivered", can_sign_in}}));
+  co_await record(std::move(batch));
+  co_return otp.ttl;
+}
+
+Task<TokenResponse> SessionService::otp_verify(std::string mobile_number, std::string code,
+                                               ClientInfo client) {
+  const std::string number = normalize_mobile(mobile_number);
+  if (number.empty()) {
+    co_return Error(Errc::invalid_request, "mobile_number must be E.164 or 10-15 digits");
+  }
+  const std::string account = "mobile:" + number;
+  if (auto allowed = co_await limit(sign_in_limits(account, client), kSignInLimitNames, false,
+                                    client, std::nullopt);
+      !allowed) {
+    co_return allowed.error();
+  }
+  const Error wrong(Errc::invalid_otp, "the code is not correct, or no longer valid");
+  const TimePoint now = deps_.clock.now();
+  auto checked = co_await deps_.store.otp_check(otp_key(number), otp_hash(number, code), now);
+  if (!checked) {
+    if (checked.error().code == Errc::store_unavailable) ++counters_.store_errors;
+    co_return checked.error();
+  }
+  auto found = co_await db_call([&] { return deps_.database.find_user_by_mobile(number); });
+  if (!found) co_return found.error();
+  std::optional<db::User> user = std::move(*found);
+  const auto user_id = user ? std::optional(user->id) : std::nullopt;
+  if (*checked != store::OtpCheck::accepted) {
+    const std::string_view reason = *checked == store::OtpCheck::burned  ? "otp_burned"
+                                    : *checked == store::OtpCheck::wrong ? "invalid_otp"
+                                                                         : "no_valid_otp";
+    co_await sign_in_failed("otp", reason, user_id, account, client);
+    co_return wrong;
+  }
+  db::ChangeBatch batch;
+  if (!user) {
+    if (!deps_.config.otp.auto_register) {
+      co_await sign_in_failed("otp", "unknown_number", std::nullopt, account, client);
+      co_return wrong;
+    }
+    db::NewUser nu;
+    nu.mobile_number = number;
+    nu.role = deps_.config.roles.default_role();
+    auto created = co_await db_call([&] { return deps_.database.create_user(nu, now); });
+    if (!created && created.error().code == Errc::conflict) {
+      // Registered by a concurrent request in the meantime.
+      auto again = co_await db_call([&] { return deps_.database.find_user_by_mobile(number); });
+      if (!again) co_return again.error();
+      if (!*again) co_return created.error();
+      user = std::move(**again);
+    } else if (!created) {
+      co_return created.error();
+    } else {
+      user = std::move(*created);
+      batch.events.push_back(event("user_created", user->id, std::nullopt, client.ip,
+                                   {{"role", user->role}, {"auth_method", "otp"}}));
+    }
+  }
+  if (user->disabled) {
+    co_await sign_in_failed("otp", "disabled", user->id, account, client);
+    co_return wrong;
+  }
+  co_return co_await start_session(*user, AuthMethod::otp, {}, std::move(client), std::nullopt,
+                                   std::move(batch));
+}
+
 Task<TokenResponse> SessionService::login_password(std::string email, std::string password,
                                                    ClientInfo client) {
   if (email.empty() || password.empty()) {
     co_return Error(Errc::invalid_request, "email and password are required");
   }
   const std::string normalized = normalize_email(email);
+  const std::string account = "email:" + (normalized.empty() ? email : normalized);
+  if (auto allowed = co_await limit(sign_in_limits(account, client), kSignInLimitNames, false,
+                                    client, std::nullopt);
+      !allowed) {
+    co_return allowed.error();
+  }
   std::optional<db::User> user;
   if (!normalized.empty()) {
     auto found = co_await db_call([&] { return deps_.database.find_user_by_email(normalized); });
@@ -306,13 +515,9 @@ Task<TokenResponse> SessionService::login_password(std::string email, std::strin
       [&hash, &password] { return verify_password(hash, password); });
 
   if (!verified || !has_hash || user->disabled) {
-    ++counters_.sign_in_failures;
-    db::ChangeBatch batch;
-    batch.events.push_back(event(
-        "login_failed", user ? std::optional(user->id) : std::nullopt, std::nullopt, client.ip,
-        {{"auth_method", "password"},
-         {"reason", user && user->disabled ? "disabled" : "invalid_credentials"}}));
-    co_await record(std::move(batch));
+    co_await sign_in_failed("password",
+                            user && user->disabled && verified ? "disabled" : "invalid_credentials",
+                            user ? std::optional(user->id) : std::nullopt, account, client);
     co_return Error(Errc::invalid_credentials, "the email or password is not correct");
   }
 
@@ -358,6 +563,7 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
   request.now = now;
   request.grace = deps_.config.tokens.refresh_grace;
   request.ip = client.ip;
+  request.limit = deps_.config.rate_limits.refresh_per_session;
   const auto successor_hash = request.successor;
 
   auto rotated = co_await deps_.store.rotate_refresh(std::move(request));
@@ -398,6 +604,10 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
       co_return ended_error(EndReason::refresh_token_reuse);
     }
     case store::Rotation::ended: co_return ended_error(outcome.reason);
+    case store::Rotation::rate_limited: {
+      co_return co_await refused_by_limit("refresh_per_session", outcome.retry_after, token_user,
+                                          client);
+    }
     case store::Rotation::unknown: break;
   }
   co_return Error(Errc::token_invalid, "the refresh token is not valid");
@@ -695,9 +905,10 @@ Task<std::size_t> SessionService::drain_outbox(const std::string& consumer) {
   if (!taken) co_return taken.error();
   if (taken->empty()) co_return std::size_t{0};
   // The entry's id makes the event's: a batch written again stores each event once.
-  const auto batch_of = [](const store::OutboxEntry& entry) {
+  const auto batch_of = [this](const store::OutboxEntry& entry) {
     db::ChangeBatch batch;
     add_change(batch, *entry.change, "outbox:" + entry.id);
+    mark_webhook_events(batch, deps_.config.webhooks);
     return batch;
   };
   db::ChangeBatch batch;

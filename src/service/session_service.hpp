@@ -13,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "core/session.hpp"
 #include "core/time.hpp"
 #include "db/database.hpp"
+#include "service/otp_sender.hpp"
 #include "service/workers.hpp"
 #include "store/session_store.hpp"
 
@@ -30,6 +32,7 @@ namespace sessiond::service {
 
 template <class T>
 using Task = boost::asio::awaitable<Result<T>>;
+using awaitable_void = boost::asio::awaitable<void>;
 
 // Who is calling, as the http layer saw it.
 struct ClientInfo {
@@ -84,6 +87,11 @@ struct ServiceDeps {
   Workers& db_workers;    // blocking database calls
   Workers& hash_workers;  // argon2id
   std::string admin_key;
+  OtpSender& otp_sender;
+  // Keys the hashes of one-time codes and of rate-limit subjects (numbers, emails, addresses), so
+  // that what the store holds names no one and gives no code away. Shared by every node (derived
+  // from the signing key).
+  std::string pepper;
 };
 
 class SessionService {
@@ -94,6 +102,16 @@ class SessionService {
   // Errors: invalid_request, invalid_credentials (also for unknown email or disabled user),
   // session_limit, database_unavailable, store_unavailable.
   Task<TokenResponse> login_password(std::string email, std::string password, ClientInfo client);
+  // Sends a one-time code to the number (SPEC §5): the same answer whether or not the number is
+  // known. Returns the code's lifetime. Errors: invalid_request (not a mobile number),
+  // rate_limited, upstream_unavailable (the sender failed), database_unavailable,
+  // store_unavailable.
+  Task<Duration> otp_send(std::string mobile_number, ClientInfo client);
+  // Signs in with a code sent by otp_send; registers the number with roles.default when unknown
+  // and otp.auto_register is on. Errors: invalid_request, invalid_otp (wrong, used, expired or
+  // burned code; disabled user), rate_limited, session_limit, database_unavailable,
+  // store_unavailable.
+  Task<TokenResponse> otp_verify(std::string mobile_number, std::string code, ClientInfo client);
   // Errors: token_invalid (unknown token), session_revoked (reuse, or ended: with reason),
   // session_expired, store_unavailable.
   Task<TokenResponse> refresh(std::string refresh_token, ClientInfo client);
@@ -164,6 +182,8 @@ class SessionService {
     std::atomic<std::uint64_t> evictions{0};
     std::atomic<std::uint64_t> store_errors{0};
     std::atomic<std::uint64_t> database_errors{0};
+    std::atomic<std::uint64_t> rate_limited{0};
+    std::atomic<std::uint64_t> otp_sent{0};
   };
   const Counters& counters() const { return counters_; }
   std::size_t pending_writes() const;
@@ -188,6 +208,25 @@ class SessionService {
   template <class Fn>
   auto db_call(Fn fn) -> boost::asio::awaitable<std::invoke_result_t<Fn&>>;
   Result<db::User> validate_user_request(const CreateUserRequest& r) const;
+  // Applies rate limits (SPEC §2) named `names[i]` for `keys[i]`; a refusal is audited
+  // (rate_limited) and answered with its Retry-After. count=false only checks.
+  Task<void> limit(std::vector<store::RateKey> keys, std::span<const std::string_view> names,
+                   bool count, const ClientInfo& client, std::optional<UserId> user);
+  // Audits a refusal by the limit `name` and makes its 429 error.
+  boost::asio::awaitable<Error> refused_by_limit(std::string_view name, Duration retry_after,
+                                                 std::optional<UserId> user,
+                                                 const ClientInfo& client);
+  // login_per_ip and login_per_account for `account` ("email:..." or "mobile:...").
+  std::vector<store::RateKey> sign_in_limits(const std::string& account,
+                                             const ClientInfo& client) const;
+  // A store key for a rate limit on `subject`: the limit's name and a keyed hash of the subject.
+  std::string rate_key(std::string_view name, std::string_view subject) const;
+  std::string otp_key(const std::string& mobile_number) const;
+  std::string otp_hash(const std::string& mobile_number, std::string_view code) const;
+  // Audits a failed sign-in and counts it against the per-account and per-IP limits.
+  awaitable_void sign_in_failed(std::string_view method, std::string_view reason,
+                                std::optional<UserId> user, std::string_view account,
+                                const ClientInfo& client);
 
   ServiceDeps deps_;
   const bool outbox_;  // the store enqueues session changes itself (SPEC §6)

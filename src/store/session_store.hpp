@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/session.hpp"
@@ -57,6 +58,10 @@ struct RotateRequest {
   TimePoint now;
   Duration grace{std::chrono::seconds{10}};
   std::string ip;
+  // refresh_per_session (SPEC §2): a presented token that finds its session alive (current or in
+  // the grace window) counts one hit against the session's limit, in the same atomic step; when
+  // the limit is full nothing changes and the answer is `rate_limited`. count 0: no limit.
+  RateLimit limit{};
 };
 
 enum class Rotation {
@@ -67,6 +72,7 @@ enum class Rotation {
             // reason refresh_token_reuse (`session` is the session that was ended)
   ended,    // the session had already ended: `reason` says why
   unknown,  // no such token
+  rate_limited,  // RotateRequest::limit is full for this session: nothing changed; `retry_after`
 };
 
 struct RotateOutcome {
@@ -76,6 +82,7 @@ struct RotateOutcome {
   TimePoint rotated_at;
   TokenHash successor{};
   std::string sealed_successor;
+  Duration retry_after{0};  // rate_limited: how long until the session's limit has room
 };
 
 // A session restored at start from the database (embedded mode).
@@ -120,6 +127,28 @@ struct ActivityChange {
   TimePoint last_activity;
   std::string last_ip;
   TimePoint expires_at;  // the session's deadline after this activity
+};
+
+// One rate limit of SPEC §2 applied to one subject: at most `limit.count` hits in any window of
+// `limit.window` (a sliding window: each hit counts for exactly `window` after it was made).
+struct RateKey {
+  std::string key;  // names the limit and the subject, e.g. "otp_send_per_number:<hash>"; the
+                    // store may keep it as it is (the caller hashes anything personal)
+  RateLimit limit;
+};
+
+struct RateDecision {
+  bool allowed = true;
+  std::size_t refused_by = 0;  // when !allowed: the index in the request of a limit that is full
+  Duration retry_after{0};     // when !allowed: how long until that limit has room (>= 1 ms)
+};
+
+// What checking a one-time code found.
+enum class OtpCheck {
+  accepted,  // the code matched: it is used up (deleted)
+  wrong,     // it did not match: one attempt fewer is left
+  burned,    // it did not match and that was the last attempt: the code is deleted
+  none,      // no code is waiting for that key (never sent, expired, used or burned)
 };
 
 class SessionStore {
@@ -200,6 +229,33 @@ class SessionStore {
   }
   // Entries waiting in the outbox (taken or not).
   virtual Task<std::size_t> outbox_length() { co_return std::size_t{0}; }
+
+  // --- rate limits (SPEC §2 [rate_limits]) ---
+  // Atomically over every key (and every node of a shared store): when each limit has room, counts
+  // one hit against each (unless `count` is false) and answers allowed; when one is full, counts
+  // nothing and answers which one and when it has room again. Counters expire by themselves
+  // (a key lives no longer than its window). Error: store_unavailable.
+  virtual Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
+                                        bool count = true) = 0;
+
+  // --- one-time codes (SPEC §5 OTP sign-in) ---
+  // Keeps `code_hash` (a keyed hash: the store never sees a code) for `key` until `expires_at`,
+  // with `max_attempts` tries; replaces any code waiting for the same key. Error:
+  // store_unavailable.
+  virtual Task<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at,
+                             int max_attempts, TimePoint now) = 0;
+  // Checks `code_hash` against the code waiting for `key`, atomically (two checks racing on one
+  // code accept it at most once). Error: store_unavailable.
+  virtual Task<OtpCheck> otp_check(std::string key, std::string code_hash, TimePoint now) = 0;
+
+  // --- leases: one holder at a time for a background job of many nodes (webhook delivery) ---
+  // True when `holder` holds the lease `name` now: it was free, had run out, or `holder` already
+  // held it; the lease then runs until now + ttl. False when another holder's lease is running.
+  // Error: store_unavailable.
+  virtual Task<bool> lease_acquire(std::string name, std::string holder, Duration ttl,
+                                   TimePoint now) = 0;
+  // Gives the lease up when `holder` holds it (nothing otherwise).
+  virtual Task<void> lease_release(std::string name, std::string holder) = 0;
 
   // Configuration problems of the backing service found at start (for the log and /readyz), e.g.
   // a Redis that may evict keys or persists nothing. Empty when there is nothing to say.

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <map>
@@ -139,6 +140,29 @@ std::vector<Event> events(Database& db, EventFilter filter = {}) {
   auto listed = db.list_events(filter);
   EXPECT_TRUE(listed) << why(listed);
   return listed ? *listed : std::vector<Event>{};
+}
+
+std::vector<Event> queued(Database& db, int limit = 100) {
+  auto head = db.webhook_queue_head(limit);
+  EXPECT_TRUE(head) << why(head);
+  return head ? *head : std::vector<Event>{};
+}
+
+Event notifying(Event e) {
+  e.notify = true;
+  return e;
+}
+
+std::vector<SessionId> recent(Database& db, UserId user, TimePoint active_since,
+                              TimePoint created_before) {
+  auto found = db.recent_sessions(user, active_since, created_before);
+  EXPECT_TRUE(found) << why(found);
+  std::vector<SessionId> ids;
+  if (found) {
+    for (const auto& r : *found) ids.push_back(r.session.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 // ---- migrations and reopening
@@ -539,6 +563,62 @@ TEST_P(DatabaseContract, LoadEndedSinceReturnsSessionsEndedAtOrAfter) {
   EXPECT_EQ(by_id[session_id(3)].refresh_hash, refresh_hash(3));
 }
 
+// ---- recent sessions (session.new_device)
+
+TEST_P(DatabaseContract, RecentSessionsAreTheUsersSessionsActiveSinceAndCreatedBefore) {
+  User ana = add_user(*db_, "ana");
+  User bob = add_user(*db_, "bob");
+  const TimePoint since = kT0 + hours{1};
+  const TimePoint before = kT0 + hours{5};
+  auto session = [&](int n, UserId user, TimePoint created, TimePoint last_activity) {
+    Session s = make_test_session(n, user, created);
+    s.last_activity = last_activity;
+    return s;
+  };
+  Session active_at_since = session(1, ana.id, kT0, since);                     // bound included
+  Session created_at_before = session(2, ana.id, before, before + minutes{1});  // bound excluded
+  Session idle_before_since = session(3, ana.id, kT0, since - milliseconds{1});
+  Session ended = session(4, ana.id, kT0 + hours{2}, kT0 + hours{3});
+  Session bobs = session(5, bob.id, kT0 + hours{2}, kT0 + hours{3});
+  Session created_just_before = session(6, ana.id, before - milliseconds{1}, before);
+  Session touched_later = session(7, ana.id, kT0, kT0 + minutes{1});
+  ASSERT_OK(db_->apply(
+      {{created_change(active_at_since, 1), created_change(created_at_before, 2),
+        created_change(idle_before_since, 3), created_change(ended, 4), created_change(bobs, 5),
+        created_change(created_just_before, 6), created_change(touched_later, 7),
+        SessionEnded{ended.id, kT0 + hours{4}, EndReason::logout},
+        ActivityTouched{touched_later.id, since + minutes{1}, since + hours{9}, "192.0.2.9"}},
+       {}}));
+
+  std::vector<SessionId> expected{active_at_since.id, ended.id, created_just_before.id,
+                                  touched_later.id};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(recent(*db_, ana.id, since, before), expected);
+  EXPECT_EQ(recent(*db_, bob.id, since, before), (std::vector<SessionId>{bobs.id}));
+  EXPECT_TRUE(recent(*db_, ana.id, before + hours{1}, before).empty());
+  EXPECT_TRUE(recent(*db_, ana.id + bob.id + 1000, since, before).empty());
+}
+
+TEST_P(DatabaseContract, RecentSessionsRoundTripEveryField) {
+  User user = add_user(*db_, "ana");
+  Session s = make_test_session(1, user.id, kT0);
+  ASSERT_OK(db_->apply(
+      {{created_change(s, 1), SessionEnded{s.id, kT0 + minutes{5}, EndReason::revoked_by_user}},
+       {}}));
+
+  auto found = db_->recent_sessions(user.id, kT0, kT0 + hours{1});
+  ASSERT_TRUE(found) << why(found);
+  ASSERT_EQ(found->size(), 1u);
+  const SessionRecord& record = found->front();
+  expect_same_session(record.session, s);
+  EXPECT_EQ(record.refresh_hash, refresh_hash(1));
+  EXPECT_EQ(record.refresh_expires_at, kT0 + hours{24 * 30});
+  EXPECT_EQ(record.expires_at, s.expires_at());
+  EXPECT_FALSE(record.active);
+  EXPECT_EQ(record.invalidated_at, kT0 + minutes{5});
+  EXPECT_EQ(record.invalidation_reason, EndReason::revoked_by_user);
+}
+
 // ---- events
 
 TEST_P(DatabaseContract, EventRoundTripsEveryField) {
@@ -677,6 +757,129 @@ TEST_P(DatabaseContract, ListEventsLimitIsClampedTo1Through1000) {
   ASSERT_EQ(many.size(), 1000u);
   EXPECT_EQ(many.front().uid, "e1004");
   EXPECT_EQ(many.back().uid, "e5");
+}
+
+// ---- webhook queue
+
+void expect_same_event(const Event& stored, const Event& written) {
+  EXPECT_EQ(stored.uid, written.uid);
+  EXPECT_EQ(stored.at, written.at);
+  EXPECT_EQ(stored.type, written.type);
+  EXPECT_EQ(stored.user_id, written.user_id);
+  EXPECT_EQ(stored.session_id, written.session_id);
+  EXPECT_EQ(stored.ip_address, written.ip_address);
+  EXPECT_EQ(stored.detail, written.detail);
+}
+
+TEST_P(DatabaseContract, NotifyEventsAreQueuedOldestFirstWithEveryField) {
+  Event first = notifying(make_event("n1", "session_created", kT0 + seconds{9}, 42, session_id(1)));
+  Event plain = make_event("p1", "refresh", kT0, 42, session_id(1));
+  Event anonymous = notifying(make_event("n2", "login_failed", kT0 + milliseconds{1}));
+  anonymous.ip_address = "2001:db8::7";
+  anonymous.detail = R"({"reason":"bad_password","n":[1,2]})";
+  Event later = notifying(make_event("n3", "session_revoked", kT0 - seconds{1}, 43, session_id(2)));
+  ASSERT_OK(db_->apply({{}, {first, plain, anonymous}}));
+  ASSERT_OK(db_->apply({{}, {later}}));
+
+  auto head = queued(*db_);
+  ASSERT_EQ(uids(head), (std::vector<std::string>{"n1", "n2", "n3"}));
+  expect_same_event(head[0], first);
+  expect_same_event(head[1], anonymous);
+  expect_same_event(head[2], later);
+  // The ids are the events' own, as list_events answers them (newest first).
+  auto listed = events(*db_);
+  ASSERT_EQ(uids(listed), (std::vector<std::string>{"n3", "n2", "p1", "n1"}));
+  EXPECT_EQ(head[0].id, listed[3].id);
+  EXPECT_EQ(head[1].id, listed[1].id);
+  EXPECT_EQ(head[2].id, listed[0].id);
+  EXPECT_LT(head[0].id, head[1].id);
+  EXPECT_LT(head[1].id, head[2].id);
+}
+
+TEST_P(DatabaseContract, EventsWithoutNotifyAreNotQueued) {
+  User user = add_user(*db_, "ana");
+  Session s = make_test_session(1, user.id, kT0);
+  ASSERT_OK(db_->apply({{created_change(s, 1)},
+                        {make_event("e1", "login_succeeded", kT0, user.id, s.id),
+                         make_event("e2", "session_created", kT0, user.id, s.id)}}));
+  ASSERT_OK(db_->apply({{SessionEnded{s.id, kT0 + minutes{1}}}, {}}));
+  EXPECT_EQ(events(*db_).size(), 2u);
+  EXPECT_TRUE(queued(*db_).empty());
+}
+
+TEST_P(DatabaseContract, WebhookQueueHeadHonoursTheLimitAndKeepsEventsQueued) {
+  ChangeBatch batch;
+  for (int i = 0; i < 5; ++i) {
+    batch.events.push_back(notifying(make_event("n" + std::to_string(i), "t", kT0)));
+  }
+  ASSERT_OK(db_->apply(batch));
+  EXPECT_EQ(uids(queued(*db_, 2)), (std::vector<std::string>{"n0", "n1"}));
+  EXPECT_EQ(uids(queued(*db_, 2)), (std::vector<std::string>{"n0", "n1"}));
+  EXPECT_EQ(queued(*db_, 1000).size(), 5u);
+}
+
+TEST_P(DatabaseContract, EventAppliedTwiceIsQueuedOnce) {
+  Event e = notifying(make_event("n1", "session_created", kT0, 1));
+  ChangeBatch batch{{}, {e, make_event("p1", "refresh", kT0, 1)}};
+  ASSERT_OK(db_->apply(batch));
+  ASSERT_OK(db_->apply(batch));
+  // Twice in one batch as well.
+  ASSERT_OK(db_->apply({{}, {e, notifying(make_event("n2", "t", kT0)), e}}));
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n1", "n2"}));
+
+  // Delivered and dequeued: a late redelivery of the batch does not queue it again.
+  auto head = queued(*db_);
+  ASSERT_OK(db_->webhook_dequeue({head[0].id}));
+  ASSERT_OK(db_->apply(batch));
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n2"}));
+}
+
+// The event stored for a uid is the first one written; its notify decides, not a later copy's.
+TEST_P(DatabaseContract, OnlyTheStoredCopyOfAnEventDecidesWhetherItIsQueued) {
+  Event plain = make_event("dup", "login_succeeded", kT0, 1);
+  ASSERT_OK(db_->apply({{}, {plain, notifying(plain)}}));
+  ASSERT_OK(db_->apply({{}, {notifying(plain)}}));
+  EXPECT_TRUE(queued(*db_).empty());
+  EXPECT_EQ(events(*db_).size(), 1u);
+}
+
+TEST_P(DatabaseContract, DequeueRemovesOnlyTheGivenEvents) {
+  ASSERT_OK(
+      db_->apply({{},
+                  {notifying(make_event("n1", "t", kT0)), notifying(make_event("n2", "t", kT0)),
+                   notifying(make_event("n3", "t", kT0)), notifying(make_event("n4", "t", kT0))}}));
+  auto head = queued(*db_);
+  ASSERT_EQ(head.size(), 4u);
+  const std::int64_t unknown = head[3].id + 1000;
+  const std::vector<std::int64_t> delivered{head[0].id, head[2].id, unknown};
+  ASSERT_OK(db_->webhook_dequeue(delivered));
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n2", "n4"}));
+  ASSERT_OK(db_->webhook_dequeue({}));
+  ASSERT_OK(db_->webhook_dequeue({head[0].id}));  // already gone: nothing happens
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n2", "n4"}));
+  // Dequeued events stay in the audit trail.
+  EXPECT_EQ(events(*db_).size(), 4u);
+}
+
+TEST_P(DatabaseContract, FailingBatchQueuesNothing) {
+  User user = add_user(*db_, "ana");
+  Session orphan = make_test_session(2, /*user=*/user.id + 1000, kT0);
+  auto r = db_->apply({{created_change(orphan, 2)},
+                       {notifying(make_event("n1", "session_created", kT0, user.id, orphan.id))}});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(queued(*db_).empty());
+  EXPECT_TRUE(events(*db_).empty());
+
+  // The same event in a batch that succeeds is queued.
+  ASSERT_OK(db_->apply({{}, {notifying(make_event("n1", "session_created", kT0, user.id))}}));
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n1"}));
+}
+
+TEST_P(DatabaseContract, QueuedEventsSurviveReopening) {
+  ASSERT_OK(db_->apply({{}, {notifying(make_event("n1", "t", kT0)), make_event("p1", "t", kT0)}}));
+  db_.reset();
+  db_ = backend_->reopen();
+  EXPECT_EQ(uids(queued(*db_)), (std::vector<std::string>{"n1"}));
 }
 
 // ---- stats

@@ -164,10 +164,70 @@ TEST(PostgresDatabase, SchemaUsesPostgresTypes) {
   EXPECT_EQ(type_of("session_events", "session_id"), "uuid");
   EXPECT_EQ(type_of("session_events", "detail"), "json");
   EXPECT_EQ(check.value("SELECT pg_get_serial_sequence('session_events', 'id') IS NOT NULL"), "t");
+  EXPECT_EQ(type_of("webhook_queue", "event_id"), "bigint");
   EXPECT_EQ(check.value("SELECT count(*) FROM pg_indexes WHERE tablename = 'user_sessions' AND "
                         "indexname IN ('user_sessions_user_id', 'user_sessions_expires_at', "
-                        "'user_sessions_is_active')"),
-            "3");
+                        "'user_sessions_is_active', 'user_sessions_user_id_last_activity')"),
+            "4");
+}
+
+// A database written by a build whose schema was version 1 keeps its rows, and gains the queue.
+TEST(PostgresDatabase, MigratesAVersion1DatabaseKeepingItsData) {
+  ScratchDatabase scratch;
+  {
+    TestConnection setup(scratch.conninfo());
+    setup.exec(std::string(migrations_table_sql(Dialect::postgres)));
+    setup.exec(std::string(migrations()[0].postgres));
+    setup.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (1, now())");
+  }
+  auto db = open_database(scratch.conninfo());
+  // Written before migrating: nothing here touches what version 2 adds.
+  User user = add_user(*db, "ana");
+  Session s;
+  s.id = *SessionId::parse("0a1b2c3d-0000-4000-8000-000000000001");
+  s.user_id = user.id;
+  s.role = "GUEST";
+  s.created_at = kT0;
+  s.last_activity = kT0;
+  s.absolute_expires_at = kT0 + 1h;
+  s.idle_timeout = 30min;
+  Event event;
+  event.uid = "before-v2";
+  event.type = "session_created";
+  event.at = kT0;
+  event.user_id = user.id;
+  ASSERT_OK(db->apply({{SessionCreated{s, sha256("rt_secret"), kT0}}, {event}}));
+
+  auto version = db->migrate();
+  ASSERT_TRUE(version) << why(version);
+  EXPECT_EQ(*version, latest_schema_version());
+  auto found = db->find_user(user.id);
+  ASSERT_TRUE(found && found->has_value());
+  EXPECT_EQ((*found)->email, "ana@example.com");
+  auto record = db->find_session(s.id);
+  ASSERT_TRUE(record && record->has_value());
+  EXPECT_EQ((*record)->refresh_hash, sha256("rt_secret"));
+  auto recent = db->recent_sessions(user.id, kT0, kT0 + 1s);
+  ASSERT_TRUE(recent) << why(recent);
+  EXPECT_EQ(recent->size(), 1u);
+  auto listed = db->list_events({});
+  ASSERT_TRUE(listed) << why(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().uid, "before-v2");
+  auto head = db->webhook_queue_head(10);
+  ASSERT_TRUE(head) << why(head);
+  EXPECT_TRUE(head->empty());
+
+  event.uid = "after-v2";
+  event.notify = true;
+  ASSERT_OK(db->apply({{}, {event}}));
+  head = db->webhook_queue_head(10);
+  ASSERT_TRUE(head) << why(head);
+  ASSERT_EQ(head->size(), 1u);
+  EXPECT_EQ(head->front().uid, "after-v2");
+  TestConnection check(scratch.conninfo());
+  EXPECT_EQ(check.value("SELECT count(*) FROM schema_migrations"),
+            std::to_string(migrations().size()));
 }
 
 // ---- connections

@@ -84,16 +84,86 @@ TEST_F(SqliteDatabaseTest, UsesWalAndRecordsEachMigration) {
   EXPECT_EQ(raw.scalar("SELECT max(version) FROM schema_migrations"),
             std::to_string(latest_schema_version()));
   EXPECT_TRUE(parse_rfc3339(raw.scalar("SELECT applied_at FROM schema_migrations")).has_value());
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                       "name = 'webhook_queue'"),
+            "1");
   for (const char* index :
        {"user_sessions_user_id", "user_sessions_expires_at", "user_sessions_is_active",
-        "session_events_user_id", "session_events_session_id", "session_events_type_at",
-        "session_events_at"}) {
+        "user_sessions_user_id_last_activity", "session_events_user_id",
+        "session_events_session_id", "session_events_type_at", "session_events_at"}) {
     EXPECT_EQ(raw.scalar(std::string("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
                                      "name = '") +
                          index + "'"),
               "1")
         << index;
   }
+}
+
+// A database written by a build whose schema was version 1 keeps its rows, and gains the queue.
+TEST_F(SqliteDatabaseTest, MigratesAVersion1DatabaseKeepingItsData) {
+  {
+    auto created = SqliteDatabase::open(path_);  // creates the file, in WAL mode
+    ASSERT_TRUE(created);
+  }
+  {
+    RawSqlite raw(path_);
+    raw.exec(std::string(migrations_table_sql(Dialect::sqlite)));
+    raw.exec(std::string(migrations()[0].sqlite));
+    raw.exec(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (1, '2026-01-01T00:00:00Z')");
+  }
+  auto db = SqliteDatabase::open(path_);
+  ASSERT_TRUE(db);
+  // Written before migrating: nothing here touches what version 2 adds.
+  NewUser input;
+  input.email = "ana@example.com";
+  input.role = "GUEST";
+  auto user = (*db)->create_user(input, kT0);
+  ASSERT_TRUE(user);
+  Session s;
+  s.id = *SessionId::parse("0a1b2c3d-0000-4000-8000-000000000001");
+  s.user_id = user->id;
+  s.role = "GUEST";
+  s.created_at = kT0;
+  s.last_activity = kT0;
+  s.absolute_expires_at = kT0 + std::chrono::hours{1};
+  s.idle_timeout = std::chrono::minutes{30};
+  Event event;
+  event.uid = "before-v2";
+  event.type = "session_created";
+  event.at = kT0;
+  event.user_id = user->id;
+  ASSERT_TRUE((*db)->apply({{SessionCreated{s, sha256("rt_secret"), kT0}}, {event}}));
+
+  auto version = (*db)->migrate();
+  ASSERT_TRUE(version);
+  EXPECT_EQ(*version, latest_schema_version());
+  auto found = (*db)->find_user(user->id);
+  ASSERT_TRUE(found && found->has_value());
+  EXPECT_EQ((*found)->email, "ana@example.com");
+  auto record = (*db)->find_session(s.id);
+  ASSERT_TRUE(record && record->has_value());
+  EXPECT_EQ((*record)->refresh_hash, sha256("rt_secret"));
+  auto recent = (*db)->recent_sessions(user->id, kT0, kT0 + std::chrono::seconds{1});
+  ASSERT_TRUE(recent);
+  EXPECT_EQ(recent->size(), 1u);
+  auto listed = (*db)->list_events({});
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().uid, "before-v2");
+  auto head = (*db)->webhook_queue_head(10);
+  ASSERT_TRUE(head);
+  EXPECT_TRUE(head->empty());
+
+  event.uid = "after-v2";
+  event.notify = true;
+  ASSERT_TRUE((*db)->apply({{}, {event}}));
+  head = (*db)->webhook_queue_head(10);
+  ASSERT_TRUE(head);
+  ASSERT_EQ(head->size(), 1u);
+  EXPECT_EQ(head->front().uid, "after-v2");
+  EXPECT_EQ(RawSqlite(path_).scalar("SELECT count(*) FROM schema_migrations"),
+            std::to_string(migrations().size()));
 }
 
 TEST_F(SqliteDatabaseTest, MigrationsAreNumberedWithoutGaps) {

@@ -315,6 +315,18 @@ json::value parse_json(std::string_view text) {
 
 std::string to_json(const json::value& v) { return json::serialize(v); }
 
+std::vector<json::object> json_lines(const std::string& path) {
+  std::vector<json::object> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto v = parse_json(line);
+    if (v.is_object()) out.push_back(std::move(v.as_object()));
+  }
+  return out;
+}
+
 std::string str(const json::value& v, std::string_view key) {
   if (!v.is_object()) return {};
   const auto* found = v.as_object().if_contains(key);

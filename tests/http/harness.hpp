@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
@@ -172,6 +173,9 @@ class SessiondProcess {
 
 boost::json::value parse_json(std::string_view text);
 std::string to_json(const boost::json::value& v);
+// The objects of a JSON-lines file (one object a line; blank lines and other values skipped);
+// empty when the file does not exist.
+std::vector<boost::json::object> json_lines(const std::string& path);
 // A string member of an object, empty when absent or not a string.
 std::string str(const boost::json::value& v, std::string_view key);
 

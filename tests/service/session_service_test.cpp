@@ -14,6 +14,7 @@
 
 #include "core/password.hpp"
 #include "db/sqlite/sqlite_database.hpp"
+#include "service/webhooks.hpp"
 #include "store/memory/memory_session_store.hpp"
 
 namespace sessiond::service {
@@ -59,6 +60,16 @@ class FailingDatabase final : public db::Database {
     return real_->list_events(f);
   }
   Result<db::Stats> stats(TimePoint now) override { return real_->stats(now); }
+  Result<std::vector<db::Event>> webhook_queue_head(int limit) override {
+    return real_->webhook_queue_head(limit);
+  }
+  Result<void> webhook_dequeue(const std::vector<std::int64_t>& event_ids) override {
+    return real_->webhook_dequeue(event_ids);
+  }
+  Result<std::vector<db::SessionRecord>> recent_sessions(UserId user, TimePoint active_since,
+                                                         TimePoint created_before) override {
+    return real_->recent_sessions(user, active_since, created_before);
+  }
   Result<void> ping() override { return real_->ping(); }
 
  private:
@@ -66,6 +77,35 @@ class FailingDatabase final : public db::Database {
 };
 
 constexpr std::string_view kPassword = "correct horse battery";
+
+// Keeps the messages instead of sending them; `fail` makes it refuse.
+class RecordingSender final : public OtpSender {
+ public:
+  asio::awaitable<Result<void>> send(OtpMessage message) override {
+    if (fail) co_return Error(Errc::upstream_unavailable, "gateway down");
+    sent.push_back(std::move(message));
+    co_return Result<void>{};
+  }
+  std::vector<OtpMessage> sent;
+  bool fail = false;
+};
+
+// Answers each POST with the next status of `statuses` (200 once they run out), recording them.
+class ScriptedOutbound final : public Outbound {
+ public:
+  asio::awaitable<Result<OutboundResponse>> post(OutboundRequest request) override {
+    requests.push_back(request);
+    int status = 200;
+    if (!statuses.empty()) {
+      status = statuses.front();
+      statuses.erase(statuses.begin());
+    }
+    if (status == 0) co_return Error(Errc::upstream_unavailable, "refused");
+    co_return OutboundResponse{status, {}};
+  }
+  std::vector<OutboundRequest> requests;
+  std::vector<int> statuses;  // 0: the connection fails
+};
 
 class SessionServiceTest : public ::testing::Test {
  protected:
@@ -76,8 +116,9 @@ class SessionServiceTest : public ::testing::Test {
     EXPECT_TRUE(sqlite);
     database_ = std::make_unique<FailingDatabase>(std::move(*sqlite));
     EXPECT_TRUE(database_->migrate());
-    service_ = std::make_unique<SessionService>(ServiceDeps{
-        config_, clock_, random_, jwt_, store_, *database_, db_workers_, hash_workers_, "k"});
+    service_ = std::make_unique<SessionService>(ServiceDeps{config_, clock_, random_, jwt_, store_,
+                                                            *database_, db_workers_, hash_workers_,
+                                                            "k", sender_, "pepper"});
   }
 
   // Runs one coroutine of the service to its end on this thread's io_context.
@@ -147,6 +188,7 @@ class SessionServiceTest : public ::testing::Test {
   JwtCodec jwt_ = JwtCodec::hs256(std::string(32, 's'), "sessiond", "sessiond").value();
   store::MemorySessionStore store_;
   std::unique_ptr<FailingDatabase> database_;
+  RecordingSender sender_;
   Workers db_workers_{1};
   Workers hash_workers_{1};
   std::unique_ptr<SessionService> service_;
@@ -294,6 +336,126 @@ TEST(Normalize, EmailsAndMobileNumbers) {
   EXPECT_EQ(normalize_mobile("(415) 555-0100 12"), "+415555010012");
   EXPECT_EQ(normalize_mobile("12345"), "");
   EXPECT_EQ(normalize_mobile("+1-800-FLOWERS"), "");
+}
+
+TEST_F(SessionServiceTest, OtpCodeIsUniformDigitsOfTheConfiguredLengthAndWorksOnce) {
+  config_.otp.length = 8;
+  const ClientInfo client{"203.0.113.9", "curl/8.5.0"};
+  auto ttl = run(service_->otp_send("+15550100400", client));
+  ASSERT_TRUE(ttl) << ttl.error().detail;
+  EXPECT_EQ(*ttl, config_.otp.ttl);
+  ASSERT_EQ(sender_.sent.size(), 1u);
+  const std::string code = sender_.sent[0].code;
+  EXPECT_EQ(code.size(), 8u);
+  EXPECT_TRUE(std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }));
+  auto tokens = run(service_->otp_verify("+1 555 010 0400", code, client));
+  ASSERT_TRUE(tokens) << tokens.error().detail;
+  EXPECT_EQ(tokens->user.mobile_number, "+15550100400");
+  EXPECT_EQ(tokens->user.role, config_.roles.default_role());
+  EXPECT_EQ(tokens->session.auth_method, AuthMethod::otp);
+  auto again = run(service_->otp_verify("+15550100400", code, client));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::invalid_otp);
+  EXPECT_EQ(events_of_type("user_created"), 1u);
+}
+
+TEST_F(SessionServiceTest, OtpExpiresWithTheClock) {
+  const ClientInfo client{"203.0.113.9", ""};
+  ASSERT_TRUE(run(service_->otp_send("+15550100401", client)));
+  clock_.advance(config_.otp.ttl);
+  auto late = run(service_->otp_verify("+15550100401", sender_.sent.at(0).code, client));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, Errc::invalid_otp);
+}
+
+TEST_F(SessionServiceTest, FailingSenderAnswersUpstreamUnavailable) {
+  sender_.fail = true;
+  auto sent = run(service_->otp_send("+15550100402", {"203.0.113.9", ""}));
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::upstream_unavailable);
+}
+
+TEST_F(SessionServiceTest, RateLimitRefusalCarriesRetryAfterAndIsAudited) {
+  config_.rate_limits.otp_send_per_number = RateLimit{2, 10min};
+  const ClientInfo client{"203.0.113.9", ""};
+  ASSERT_TRUE(run(service_->otp_send("+15550100403", client)));
+  clock_.advance(1min);
+  ASSERT_TRUE(run(service_->otp_send("+15550100403", client)));
+  auto refused = run(service_->otp_send("+15550100403", client));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::rate_limited);
+  EXPECT_EQ(refused.error().retry_after_seconds, 9 * 60) << "the first send frees its place";
+  EXPECT_EQ(events_of_type("rate_limited"), 1u);
+  EXPECT_EQ(sender_.sent.size(), 2u);
+  clock_.advance(9min);
+  EXPECT_TRUE(run(service_->otp_send("+15550100403", client)));
+}
+
+TEST(WebhookEvents, MarkedOnlyForConfiguredEventsWhenAUrlIsSet) {
+  WebhooksConfig config;
+  db::ChangeBatch batch;
+  for (const char* type : {"login_succeeded", "session_refreshed", "logout", "session_expired",
+                           "refresh_reuse_detected", "session_evicted"}) {
+    db::Event e;
+    e.type = type;
+    batch.events.push_back(e);
+  }
+  mark_webhook_events(batch, config);
+  EXPECT_TRUE(std::none_of(batch.events.begin(), batch.events.end(), [](const db::Event& e) {
+    return e.notify;
+  })) << "no url, no queue";
+  config.url = "http://127.0.0.1:9/hooks";
+  config.events = {"session.revoked"};
+  mark_webhook_events(batch, config);
+  std::vector<bool> marked;
+  for (const auto& e : batch.events) marked.push_back(e.notify);
+  EXPECT_EQ(marked, (std::vector<bool>{false, false, true, false, false, true}));
+}
+
+TEST(WebhookEvents, SameNetworkIsSlash24AndSlash64) {
+  EXPECT_TRUE(same_network("192.0.2.1", "192.0.2.200"));
+  EXPECT_FALSE(same_network("192.0.2.1", "192.0.3.1"));
+  EXPECT_TRUE(same_network("2001:db8:1:2::1", "2001:db8:1:2:ffff::9"));
+  EXPECT_FALSE(same_network("2001:db8:1:2::1", "2001:db8:1:3::1"));
+  EXPECT_FALSE(same_network("192.0.2.1", "2001:db8::1"));
+  EXPECT_TRUE(same_network("", ""));
+}
+
+TEST_F(SessionServiceTest, WebhooksAreDeliveredInOrderAndRetriedUntilAccepted) {
+  config_.webhooks.url = "http://127.0.0.1:9/hooks";
+  add_user("ada@example.com");
+  ASSERT_TRUE(login("ada@example.com"));
+  clock_.advance(1s);
+  ASSERT_TRUE(login("ada@example.com"));
+  ScriptedOutbound outbound;
+  outbound.statuses = {0, 503};  // down, then failing, then up
+  WebhookDeliverer deliverer(config_.webhooks, "secret", *database_, db_workers_, outbound, clock_);
+  auto first = run(deliverer.deliver_some(100));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, 0u) << "the first delivery failed: nothing leaves the queue";
+  // Within the pause nothing is tried; the deliverer waits.
+  EXPECT_EQ(run(deliverer.deliver_some(100)).value(), 0u);
+  EXPECT_EQ(outbound.requests.size(), 1u);
+  clock_.advance(250ms);
+  EXPECT_EQ(run(deliverer.deliver_some(100)).value(), 0u);  // 503
+  clock_.advance(499ms);
+  EXPECT_EQ(run(deliverer.deliver_some(100)).value(), 0u) << "the pause doubled";
+  EXPECT_EQ(outbound.requests.size(), 2u);
+  clock_.advance(1ms);
+  EXPECT_EQ(run(deliverer.deliver_some(100)).value(), 2u);
+  std::vector<std::string> types;
+  for (const auto& r : outbound.requests) {
+    for (const auto& [name, value] : r.headers) {
+      if (name == "X-Sessiond-Event") types.push_back(value);
+    }
+    EXPECT_EQ(r.url, config_.webhooks.url);
+  }
+  // created + new_device, retried twice, then created alone (same device and network).
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"session.created", "session.created", "session.created",
+                                      "session.new_device", "session.created"}));
+  EXPECT_EQ(outbound.requests[0].body, outbound.requests[2].body) << "a retry is the same event";
+  EXPECT_EQ(run(deliverer.deliver_some(100)).value(), 0u) << "the queue is empty";
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #   sessionctl_test.sh SESSIONCTL SESSIOND MODE
 #
 # MODE memory: the embedded store. MODE redis: the Redis store on the server of
-# SESSIOND_TEST_REDIS_URL (make test starts one; unset is a failure), databases 14 and 15, which
+# SESSIOND_TEST_REDIS_URL (make test starts one; unset is a failure), databases 13 to 15, which
 # this test empties first (two sessionds with their own SQLite files must not share user ids in
 # one database). MODE https: sessionctl through nginx terminating TLS with a throwaway certificate.
 set -uo pipefail
@@ -336,6 +336,56 @@ print(s.getsockname()[1], flush=True); time.sleep(120)' >"$tmp/silent.port" &
   expect 0 'Signed out' -- ctl logout
 }
 
+# ---- sign-in by SMS code: the code read from the file: sender's outbox, then typed in ----
+# mobile_login NUMBER CODE_EDIT: runs `login --mobile NUMBER` with its standard input on a FIFO,
+# waits for the code to reach $sms, and answers the code passed through sed CODE_EDIT ('' keeps
+# it). Leaves the exit status in $status and the output in $out.
+sms_lines() { if [ -e "$sms" ]; then wc -l <"$sms"; else echo 0; fi; }
+sms_more_than() { [ "$(sms_lines)" -gt "$1" ]; }
+mobile_login() {
+  local number=$1 edit=$2 fifo=$tmp/code.fifo lines code
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  lines=$(sms_lines)
+  ctl --server "$url" login --mobile "$number" <"$fifo" >"$tmp/mobile.out" 2>&1 &
+  local ctl_pid=$!
+  exec 7>"$fifo"
+  if eventually sms_more_than "$lines"; then
+    code=$(tail -n1 "$sms" | jq -r .code)
+    [ -n "$edit" ] && code=$(sed "$edit" <<<"$code")
+    echo "$code" >&7
+  else
+    fail "no code was sent to $number"
+  fi
+  exec 7>&-
+  wait "$ctl_pid"
+  status=$?
+  out=$(cat "$tmp/mobile.out")
+}
+
+mobile_suite() {
+  local sms=$tmp/sms.jsonl
+  start_sessiond mobile "$1" "[otp]
+sender = \"file:$sms\"
+max_attempts = 2"
+  local url=http://127.0.0.1:$port
+  device=m
+
+  mobile_login "+1 555 010 0300" ''
+  check "login --mobile exits 0 ($out)" test "$status" -eq 0
+  check "login --mobile names the user ($out)" grep -q "Signed in to $url as +15550100300 (GUEST)" <<<"$out"
+  check "the code went to the E.164 number" test "$(tail -n1 "$sms" | jq -r .to)" = "+15550100300"
+  expect 0 '\+15550100300 \(id 1, role GUEST\)' -- ctl whoami
+  expect 0 'Signed out' -- ctl logout
+
+  # A wrong code: exit 1, the reason and what to do next; nothing saved.
+  mobile_login "+15550100300" 'y/0123456789/1234567890/'
+  check "a wrong code exits 1 ($out)" test "$status" -eq 1
+  check "a wrong code says what to do ($out)" grep -q 'that code is not right.*login --mobile' <<<"$out"
+  check "no session file after a wrong code" test ! -e "$(session_file)"
+  expect 1 'refused the number' -- ctl --server "$url" login --mobile "12"
+}
+
 # ---- refresh when the server says the access token has expired (access_ttl = 1s) ----
 expiry_suite() {
   local store=$1
@@ -425,6 +475,7 @@ case $mode in
   memory)
     main_suite memory://
     expiry_suite memory://
+    mobile_suite memory://
     ;;
   redis)
     if [ -z "${SESSIOND_TEST_REDIS_URL:-}" ]; then
@@ -434,11 +485,12 @@ case $mode in
     fi
     redis_base=${SESSIOND_TEST_REDIS_URL%/}
     redis_base=$(sed -E 's|(redis://[^/]*)/[0-9]+$|\1|' <<<"$redis_base")
-    for db in 14 15; do
+    for db in 13 14 15; do
       redis-cli -u "$redis_base/$db" FLUSHDB >/dev/null || { echo "cannot empty $redis_base/$db"; exit 1; }
     done
     main_suite "$redis_base/14"
     expiry_suite "$redis_base/15"
+    mobile_suite "$redis_base/13"
     ;;
   https)
     https_suite

@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "store/store_test_support.hpp"
 
@@ -111,6 +113,57 @@ TEST(MemorySessionStore, EndedSessionsAreForgottenAfterTheirTombstoneLifetime) {
       peak - before, static_cast<unsigned long long>(kSessions), purged - before);
   // What stays are the hash tables' bucket arrays, which never shrink.
   EXPECT_LT(purged - before, (peak - before) / 5);
+}
+
+// Every limit, code and lease of `n` subjects, as the service keeps them: each runs out within the
+// hour after `now`.
+void add_guards(MemorySessionStore& store, std::uint64_t n, TimePoint now) {
+  const std::string subject = "subject-" + std::to_string(n) + "-0123456789abcdef";
+  std::vector<RateKey> limits{{"otp_send_per_number:" + subject, RateLimit{3, 10min}},
+                              {"otp_send_per_ip:" + subject, RateLimit{30, 1h}}};
+  ASSERT_TRUE(run(store.rate_limit(std::move(limits), now)).value().allowed);
+  ASSERT_TRUE(run(store.otp_put(subject, std::string(43, 'h'), now + 5min, 5, now)));
+  ASSERT_TRUE(run(store.lease_acquire(subject, "node-a", 1min, now)).value());
+}
+
+TEST(MemorySessionStore, LimitsCodesAndLeasesAreForgottenOnceOver) {
+  constexpr std::uint64_t kSubjects = 20'000;
+  MemorySessionStore store;
+  const std::size_t before = heap_in_use();
+  for (std::uint64_t n = 1; n <= kSubjects; ++n) add_guards(store, n, kT0);
+  const std::size_t peak = heap_in_use();
+  for (int call = 0; call < 50; ++call) {
+    ASSERT_TRUE(run(store.collect_expired(kT0 + 1h, 1000)).value().empty());
+  }
+  const std::size_t swept = heap_in_use();
+  std::printf(
+      "memory store: %zu bytes for the limits, codes and leases of %llu subjects, %zu "
+      "after they ran out and were swept\n",
+      peak - before, static_cast<unsigned long long>(kSubjects), swept - before);
+  // What stays are the hash tables' bucket arrays, which never shrink.
+  EXPECT_LT(swept - before, (peak - before) / 5);
+}
+
+TEST(MemorySessionStore, LimitsCodesAndLeasesStayBoundedWithoutCollectExpired) {
+  constexpr std::uint64_t kSubjects = 20'000;
+  std::size_t all_live = 0;
+  {
+    MemorySessionStore store;
+    const std::size_t before = heap_in_use();
+    for (std::uint64_t n = 1; n <= kSubjects; ++n) add_guards(store, n, kT0);
+    all_live = heap_in_use() - before;
+  }
+  // A new subject every 10 s: a few hundred are live at a time (the longest window is an hour);
+  // the calls that add sweep the rest.
+  MemorySessionStore store;
+  const std::size_t before = heap_in_use();
+  for (std::uint64_t n = 1; n <= kSubjects; ++n) {
+    add_guards(store, n, kT0 + 10s * static_cast<std::int64_t>(n));
+  }
+  const std::size_t churned = heap_in_use() - before;
+  std::printf("memory store: %zu bytes with %llu subjects live, %zu after as many came and went\n",
+              all_live, static_cast<unsigned long long>(kSubjects), churned);
+  EXPECT_LT(churned, all_live / 3);
 }
 #endif  // SESSIOND_MEASURES_HEAP
 

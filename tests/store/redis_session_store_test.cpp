@@ -354,6 +354,70 @@ TEST(RedisSessionStore, AUsersKeysGoOnceTheLastTombstoneIsOver) {
             Found::unknown);
 }
 
+TEST(RedisSessionStore, RateLimitCodeAndLeaseKeysLiveNoLongerThanWhatTheyHold) {
+  const std::string prefix = unique_prefix();
+  Node node(shared_url(), prefix);
+  const std::vector<RateKey> limits{{"otp_send_per_number:abc", RateLimit{3, 10min}},
+                                    {"otp_send_per_ip:203.0.113.5", RateLimit{30, 1h}}};
+  ASSERT_TRUE(node.run(node.store.rate_limit(limits, kT0)).value().allowed);
+  ASSERT_TRUE(node.run(node.store.rate_limit(limits, kT0 + 1min)).value().allowed);
+  ASSERT_TRUE(node.run(node.store.rate_limit(limits, kT0 + 1min)).value().allowed);
+  // A refusal and a check count nothing and leave the TTLs as they are.
+  ASSERT_FALSE(node.run(node.store.rate_limit(limits, kT0 + 2min)).value().allowed);
+  ASSERT_FALSE(node.run(node.store.rate_limit(limits, kT0 + 2min, false)).value().allowed);
+  ASSERT_TRUE(node.run(node.store.otp_put("+15550100", "code-hash", kT0 + 5min, 5, kT0)));
+  ASSERT_EQ(node.run(node.store.otp_check("+15550100", "wrong-hash", kT0 + 1min)).value(),
+            OtpCheck::wrong);
+  ASSERT_TRUE(node.run(node.store.lease_acquire("webhooks", "node-a", 30s, kT0)).value());
+
+  const std::string number_key = prefix + ":rl:otp_send_per_number:abc";
+  const std::string ip_key = prefix + ":rl:otp_send_per_ip:203.0.113.5";
+  const std::string otp_key = prefix + ":otp:+15550100";
+  const std::string lease_key = prefix + ":lease:webhooks";
+  // key -> the longest it may live: a limit's log the window after its latest hit, a code until
+  // its expiry, a lease its ttl (each counted from the write that set it).
+  const std::map<std::string, Duration> longest{
+      {number_key, 10min}, {ip_key, 1h}, {otp_key, 5min}, {lease_key, 30s}};
+  std::set<std::string> expected;
+  for (const auto& [key, life] : longest) expected.insert(key);
+  const std::vector<std::string> keys = keys_of(node, prefix);
+  EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()), expected);
+  for (const auto& [key, life] : longest) {
+    SCOPED_TRACE(key);
+    const std::int64_t pttl = node.command({"PTTL", key}).integer;
+    EXPECT_GT(pttl, 0) << "every key has a TTL";
+    EXPECT_LE(pttl, life.count());
+    EXPECT_GT(pttl, life.count() - 5'000) << "and not much shorter either";
+  }
+
+  // The log: one member per hit, distinct within one millisecond, scored by its time.
+  const std::string t0 = std::to_string(to_unix_ms(kT0));
+  const std::string t1 = std::to_string(to_unix_ms(kT0 + 1min));
+  EXPECT_EQ(content_of(node, number_key),
+            "\n" + t0 + "-0\n" + t0 + "\n" + t1 + "-0\n" + t1 + "\n" + t1 + "-1\n" + t1);
+  Reply code = node.command({"HGETALL", otp_key});
+  std::map<std::string, std::string> fields;
+  for (std::size_t i = 0; i + 1 < code.elements.size(); i += 2) {
+    fields[code.elements[i].str] = code.elements[i + 1].str;
+  }
+  EXPECT_EQ(fields,
+            (std::map<std::string, std::string>{
+                {"h", "code-hash"}, {"a", "4"}, {"x", std::to_string(to_unix_ms(kT0 + 5min))}}));
+  EXPECT_EQ(node.command({"GET", lease_key}).str,
+            std::to_string(to_unix_ms(kT0 + 30s)) + ":node-a");
+
+  // What is over goes: the hits past their window when the key is next checked, a used code, a
+  // released lease.
+  ASSERT_TRUE(node.run(node.store.rate_limit(limits, kT0 + 11min, false)).value().allowed);
+  EXPECT_EQ(node.command({"EXISTS", number_key}).integer, 0);
+  EXPECT_EQ(node.command({"EXISTS", ip_key}).integer, 1);
+  ASSERT_EQ(node.run(node.store.otp_check("+15550100", "code-hash", kT0 + 2min)).value(),
+            OtpCheck::accepted);
+  EXPECT_EQ(node.command({"EXISTS", otp_key}).integer, 0);
+  ASSERT_TRUE(node.run(node.store.lease_release("webhooks", "node-a")));
+  EXPECT_EQ(node.command({"EXISTS", lease_key}).integer, 0);
+}
+
 // --- calls per operation ---
 
 TEST(RedisSessionStore, EachOperationIsOneRoundTripAndVerifyUsuallyNoScript) {
@@ -447,6 +511,35 @@ TEST(RedisSessionStore, EachOperationIsOneRoundTripAndVerifyUsuallyNoScript) {
     EXPECT_EQ(writes, static_cast<std::uint64_t>(step.writes));
   }
   EXPECT_EQ(node.command({"INFO", "commandstats"}).str.find("cmdstat_eval:"), std::string::npos);
+}
+
+TEST(RedisSessionStore, RateLimitCodeAndLeaseCallsAreOneScriptCallEach) {
+  PrivateRedis server;  // its own: INFO commandstats counts every client of the server
+  Node node(url_of(server), "sd");
+  const std::vector<RateKey> limits{{"a", RateLimit{5, 1min}}, {"b", RateLimit{5, 1min}}};
+  const std::vector<std::pair<std::string, std::function<bool()>>> calls{
+      {"rate_limit", [&] { return node.run(node.store.rate_limit(limits, kT0)).has_value(); }},
+      {"rate_limit without counting",
+       [&] { return node.run(node.store.rate_limit(limits, kT0, false)).has_value(); }},
+      {"otp_put",
+       [&] { return node.run(node.store.otp_put("k", "h", kT0 + 5min, 5, kT0)).has_value(); }},
+      {"otp_check", [&] { return node.run(node.store.otp_check("k", "x", kT0)).has_value(); }},
+      {"lease_acquire",
+       [&] { return node.run(node.store.lease_acquire("l", "me", 30s, kT0)).has_value(); }},
+      {"lease_release", [&] { return node.run(node.store.lease_release("l", "me")).has_value(); }},
+  };
+  for (const auto& [name, call] : calls) ASSERT_TRUE(call()) << name;  // loads the scripts
+  for (const auto& [name, call] : calls) {
+    SCOPED_TRACE(name);
+    const std::int64_t before = evalsha_calls(node);
+    const std::uint64_t writes_before = node.client->writes();
+    ASSERT_TRUE(call());
+    EXPECT_EQ(node.client->writes() - writes_before, 1u);
+    EXPECT_EQ(evalsha_calls(node) - before, 1);
+  }
+  // After a restart or failover the cache is empty: the scripts are loaded again.
+  ASSERT_EQ(node.command({"SCRIPT", "FLUSH"}).str, "OK");
+  for (const auto& [name, call] : calls) EXPECT_TRUE(call()) << name;
 }
 
 TEST(RedisSessionStore, ScriptsAreLoadedAgainAfterTheCacheIsFlushed) {
@@ -552,6 +645,34 @@ TEST(RedisSessionStore, ConcurrentCreatesOnTwoNodesNeverExceedTheLimit) {
     EXPECT_EQ(a.run(a.store.list(1, kT0 + 1s)).value().size(), 2u);
     EXPECT_EQ(b.run(b.store.live_count()).value(), 2u);
   }
+}
+
+TEST(RedisSessionStore, ConcurrentRateLimitCallsOnTwoNodesAllowExactlyTheLimit) {
+  const std::string prefix = unique_prefix();
+  Node a(shared_url(), prefix);
+  Node b(shared_url(), prefix);
+  constexpr int kPerNode = 20;
+  std::atomic<int> allowed{0};
+  std::atomic<int> failed{0};
+  auto node_thread = [&](Node& node) {
+    auto results = run_concurrently<RateDecision>(node, kPerNode, [&](int) {
+      std::vector<RateKey> keys{{"login_per_ip:198.51.100.7", RateLimit{5, 15min}},
+                                {"login_per_account:42", RateLimit{10, 15min}}};
+      return node.store.rate_limit(std::move(keys), kT0);
+    });
+    for (const auto& r : results) {
+      if (!r) ++failed;
+      if (r && r->allowed) ++allowed;
+    }
+  };
+  std::thread on_a(node_thread, std::ref(a));
+  std::thread on_b(node_thread, std::ref(b));
+  on_a.join();
+  on_b.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(allowed.load(), 5);
+  // Only the allowed calls counted on the account's limit: it has room for 5 more.
+  EXPECT_EQ(a.command({"ZCARD", prefix + ":rl:login_per_account:42"}).integer, 5);
 }
 
 TEST(RedisSessionStore, AnExpiryFoundOnARequestIsReportedOnceByWhicheverNodeCollects) {
@@ -725,6 +846,12 @@ TEST(RedisSessionStore, AnUnreachableServerIsStoreUnavailable) {
   expect_unavailable(node.run(node.store.live_count()), "live_count");
   expect_unavailable(node.run(node.store.ping()), "ping");
   expect_unavailable(node.run(node.store.check_configuration()), "check_configuration");
+  const std::vector<RateKey> limits{{"k", RateLimit{1, 1min}}};
+  expect_unavailable(node.run(node.store.rate_limit(limits, kT0)), "rate_limit");
+  expect_unavailable(node.run(node.store.otp_put("k", "h", kT0 + 5min, 5, kT0)), "otp_put");
+  expect_unavailable(node.run(node.store.otp_check("k", "h", kT0)), "otp_check");
+  expect_unavailable(node.run(node.store.lease_acquire("l", "me", 30s, kT0)), "lease_acquire");
+  expect_unavailable(node.run(node.store.lease_release("l", "me")), "lease_release");
   Result<void> restored = node.store.restore({{s, token_hash(s), kT0 + kRefreshTtl}}, {});
   expect_unavailable(restored, "restore");
 }

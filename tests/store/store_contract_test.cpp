@@ -4,6 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <exception>
 #include <latch>
 #include <set>
 #include <string>
@@ -142,6 +148,28 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
   }
 
   std::size_t live_count() { return run(store().live_count()).value(); }
+
+  RateDecision hit(std::vector<RateKey> keys, TimePoint now, bool count = true) {
+    return run(store().rate_limit(std::move(keys), now, count)).value();
+  }
+  RateDecision hit(const std::string& key, RateLimit limit, TimePoint now, bool count = true) {
+    return hit(std::vector<RateKey>{{key, limit}}, now, count);
+  }
+
+  void put_code(const std::string& key, const std::string& code_hash, TimePoint expires_at,
+                int max_attempts, TimePoint now) {
+    ASSERT_TRUE(run(store().otp_put(key, code_hash, expires_at, max_attempts, now)));
+  }
+  OtpCheck check_code(const std::string& key, const std::string& code_hash, TimePoint now) {
+    return run(store().otp_check(key, code_hash, now)).value();
+  }
+
+  bool acquire(const std::string& name, const std::string& holder, Duration ttl, TimePoint now) {
+    return run(store().lease_acquire(name, holder, ttl, now)).value();
+  }
+  void release(const std::string& name, const std::string& holder) {
+    ASSERT_TRUE(run(store().lease_release(name, holder)));
+  }
 
   // The session answers `ended` with `reason` until `ended_at + tombstone_ttl`, then unknown.
   void expect_tombstone(UserId user, const SessionId& id, TimePoint ended_at, EndReason reason) {
@@ -739,6 +767,296 @@ TEST_P(StoreContract, RestoreBringsBackSessionsAndTombstones) {
   EXPECT_EQ(rotate(token("restored", 1), token("next", 1), kT0 + 2min).kind, Rotation::rotated);
   expect_tombstone(1, ended_id, kT0, EndReason::revoked_by_user);
   EXPECT_EQ(ids_of(collect_expired(kT0 + 2min + kIdle)), std::vector<SessionId>{restored.id});
+}
+
+// --- rate limits ---
+
+TEST_P(StoreContract, RateLimitAllowsTheLimitThenRefusesWithRetryAfterFromTheOldestHit) {
+  const RateLimit three{3, 10min};
+  EXPECT_TRUE(hit("otp_send_per_number:a", three, kT0).allowed);
+  EXPECT_TRUE(hit("otp_send_per_number:a", three, kT0 + 1min).allowed);
+  EXPECT_TRUE(hit("otp_send_per_number:a", three, kT0 + 2min).allowed);
+  RateDecision d = hit("otp_send_per_number:a", three, kT0 + 3min);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.refused_by, 0u);
+  EXPECT_EQ(d.retry_after, 7min);  // the hit at kT0 stops counting at kT0 + 10min
+  // Refusals are not hits: the next room still comes at kT0 + 10min, then at kT0 + 11min.
+  d = hit("otp_send_per_number:a", three, kT0 + 9min);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1min);
+  EXPECT_TRUE(hit("otp_send_per_number:a", three, kT0 + 10min).allowed);
+  d = hit("otp_send_per_number:a", three, kT0 + 10min + 1s);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1min - 1s);
+}
+
+TEST_P(StoreContract, RateLimitHitCountsForExactlyTheWindow) {
+  const RateLimit one{1, 1min};
+  ASSERT_TRUE(hit("login_per_ip:x", one, kT0).allowed);
+  RateDecision d = hit("login_per_ip:x", one, kT0 + 1min - 1ms);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1ms);
+  EXPECT_TRUE(hit("login_per_ip:x", one, kT0 + 1min).allowed);
+  d = hit("login_per_ip:x", one, kT0 + 1min);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1min);
+}
+
+TEST_P(StoreContract, RateLimitCountsEveryHitOfOneMillisecond) {
+  const RateLimit two{2, 1s};
+  EXPECT_TRUE(hit("same-ms", two, kT0).allowed);
+  EXPECT_TRUE(hit("same-ms", two, kT0).allowed);
+  RateDecision d = hit("same-ms", two, kT0);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1s);
+  EXPECT_TRUE(hit("same-ms", two, kT0 + 1s).allowed);
+}
+
+TEST_P(StoreContract, RateLimitOfSeveralKeysCountsNothingWhenOneIsFull) {
+  const RateLimit roomy{3, 1h};
+  const RateLimit single{1, 10min};
+  ASSERT_TRUE(hit("per_ip:1", single, kT0).allowed);
+  // per_ip:1 is full: per_number:1 is not counted, whichever comes first.
+  for (int round = 0; round < 5; ++round) {
+    RateDecision d = hit({{"per_number:1", roomy}, {"per_ip:1", single}}, kT0 + 1min);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.refused_by, 1u);
+    EXPECT_EQ(d.retry_after, 9min);
+    d = hit({{"per_ip:1", single}, {"per_number:1", roomy}}, kT0 + 1min);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.refused_by, 0u);
+  }
+  // Both have room: both count.
+  EXPECT_TRUE(hit({{"per_number:1", roomy}, {"per_ip:1", single}}, kT0 + 10min).allowed);
+  RateDecision d = hit({{"per_number:1", roomy}, {"per_ip:1", single}}, kT0 + 11min);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.refused_by, 1u);
+  EXPECT_EQ(d.retry_after, 9min);
+  EXPECT_TRUE(hit("per_number:1", roomy, kT0 + 12min).allowed);
+  EXPECT_TRUE(hit("per_number:1", roomy, kT0 + 12min).allowed);
+  d = hit("per_number:1", roomy, kT0 + 12min);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 1h - 2min);  // per_number:1's first hit was at kT0 + 10min
+  EXPECT_TRUE(hit(std::vector<RateKey>{}, kT0).allowed);
+}
+
+TEST_P(StoreContract, RateLimitWithoutCountingCountsNothing) {
+  const RateLimit one{1, 1min};
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(hit("check-only", one, kT0 + 1s * i, false).allowed);
+  ASSERT_TRUE(hit("check-only", one, kT0 + 10s).allowed);
+  RateDecision d = hit("check-only", one, kT0 + 20s, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 50s);
+  d = hit({{"other", one}, {"check-only", one}}, kT0 + 30s, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.refused_by, 1u);
+  EXPECT_TRUE(hit("check-only", one, kT0 + 70s, false).allowed);
+  EXPECT_TRUE(hit("other", one, kT0 + 70s).allowed);  // "other" was only checked
+}
+
+TEST_P(StoreContract, RateLimitKeysAreIndependent) {
+  const RateLimit two{2, 1h};
+  ASSERT_TRUE(hit("login_per_account:7", two, kT0).allowed);
+  ASSERT_TRUE(hit("login_per_account:7", two, kT0).allowed);
+  ASSERT_FALSE(hit("login_per_account:7", two, kT0 + 1s).allowed);
+  EXPECT_TRUE(hit("login_per_account:70", two, kT0 + 1s).allowed);
+  EXPECT_TRUE(hit("login_per_account:8", two, kT0 + 1s).allowed);
+  EXPECT_TRUE(hit("login_per_ip:7", two, kT0 + 1s).allowed);
+  EXPECT_TRUE(hit("login_per_account:8", two, kT0 + 1s).allowed);
+  EXPECT_FALSE(hit("login_per_account:8", two, kT0 + 1s).allowed);
+}
+
+TEST_P(StoreContract, RateLimitRejectsALimitWithoutRoom) {
+  for (RateLimit bad : {RateLimit{0, 1min}, RateLimit{1, 0ms}, RateLimit{-1, 1min}}) {
+    auto out = run(store().rate_limit(std::vector<RateKey>{{"k", bad}}, kT0));
+    ASSERT_TRUE(out.has_error());
+    EXPECT_EQ(out.error().code, Errc::invalid_request);
+  }
+}
+
+TEST_P(StoreContract, ConcurrentRateLimitCallsOnThreadsAllowExactlyTheLimit) {
+  constexpr int kThreads = 20;
+  std::atomic<int> allowed{0};
+  std::atomic<int> refused{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      auto d = run(store().rate_limit(std::vector<RateKey>{{"busy", RateLimit{5, 1min}}}, kT0));
+      if (d && d->allowed) ++allowed;
+      if (d && !d->allowed) ++refused;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(allowed.load(), 5);
+  EXPECT_EQ(refused.load(), kThreads - 5);
+}
+
+// Starts `callers` rate_limit calls at once on the calling thread's io_context (on Redis: they
+// pipeline on one connection) and answers how many were allowed, or -1 when one failed.
+boost::asio::awaitable<int> allowed_among_concurrent_calls(SessionStore& store, RateKey key,
+                                                           TimePoint now, int callers) {
+  auto executor = co_await boost::asio::this_coro::executor;
+  boost::asio::steady_timer all_done(executor, boost::asio::steady_timer::time_point::max());
+  int allowed = 0;
+  int finished = 0;
+  bool failed = false;
+  for (int i = 0; i < callers; ++i) {
+    std::vector<RateKey> keys{key};
+    // The handlers run on this thread while this frame waits below for the last of them.
+    boost::asio::co_spawn(executor, store.rate_limit(std::move(keys), now),
+                          [&](const std::exception_ptr& e, const Result<RateDecision>& d) {
+                            if (e || !d) failed = true;
+                            if (!e && d && d->allowed) ++allowed;
+                            if (++finished == callers) all_done.cancel();
+                          });
+  }
+  while (finished < callers) {
+    co_await all_done.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  co_return failed ? -1 : allowed;
+}
+
+TEST_P(StoreContract, ConcurrentRateLimitCallsOnOneThreadAllowExactlyTheLimit) {
+  const RateKey key{"busy-coroutines", RateLimit{5, 1min}};
+  EXPECT_EQ(run(allowed_among_concurrent_calls(store(), key, kT0, 20)), 5);
+  EXPECT_EQ(run(allowed_among_concurrent_calls(store(), key, kT0 + 1min - 1ms, 20)), 0);
+  EXPECT_EQ(run(allowed_among_concurrent_calls(store(), key, kT0 + 1min, 20)), 5);
+}
+
+// --- one-time codes ---
+
+TEST_P(StoreContract, OtpCodeIsAcceptedOnceThenNone) {
+  put_code("otp:+15550100", "hash-123456", kT0 + 5min, 5, kT0);
+  EXPECT_EQ(check_code("otp:+15550100", "hash-123456", kT0 + 1min), OtpCheck::accepted);
+  EXPECT_EQ(check_code("otp:+15550100", "hash-123456", kT0 + 1min), OtpCheck::none);
+  EXPECT_EQ(check_code("otp:+15550100", "hash-000000", kT0 + 1min), OtpCheck::none);
+}
+
+TEST_P(StoreContract, OtpCheckWithNoCodeIsNone) {
+  EXPECT_EQ(check_code("otp:never-sent", "hash-123456", kT0), OtpCheck::none);
+  put_code("otp:a", "hash-123456", kT0 + 5min, 5, kT0);
+  EXPECT_EQ(check_code("otp:b", "hash-123456", kT0), OtpCheck::none);
+  EXPECT_EQ(check_code("otp:a", "hash-123456", kT0), OtpCheck::accepted);
+}
+
+TEST_P(StoreContract, OtpWrongCodesUseAttemptsAndTheLastWrongTryBurnsIt) {
+  put_code("otp:1", "right", kT0 + 5min, 3, kT0);
+  EXPECT_EQ(check_code("otp:1", "wrong-a", kT0 + 1s), OtpCheck::wrong);
+  EXPECT_EQ(check_code("otp:1", "wrong-b", kT0 + 2s), OtpCheck::wrong);
+  EXPECT_EQ(check_code("otp:1", "wrong-c", kT0 + 3s), OtpCheck::burned);
+  EXPECT_EQ(check_code("otp:1", "right", kT0 + 4s), OtpCheck::none);
+  EXPECT_EQ(check_code("otp:1", "wrong-d", kT0 + 5s), OtpCheck::none);
+
+  put_code("otp:2", "right", kT0 + 5min, 3, kT0);
+  EXPECT_EQ(check_code("otp:2", "wrong", kT0 + 1s), OtpCheck::wrong);
+  EXPECT_EQ(check_code("otp:2", "wrong", kT0 + 2s), OtpCheck::wrong);
+  EXPECT_EQ(check_code("otp:2", "right", kT0 + 3s), OtpCheck::accepted);
+
+  put_code("otp:3", "right", kT0 + 5min, 1, kT0);
+  EXPECT_EQ(check_code("otp:3", "wrong", kT0 + 1s), OtpCheck::burned);
+  EXPECT_EQ(check_code("otp:3", "right", kT0 + 2s), OtpCheck::none);
+}
+
+TEST_P(StoreContract, OtpExpiredCodeIsNone) {
+  put_code("otp:early", "right", kT0 + 5min, 5, kT0);
+  put_code("otp:late", "right", kT0 + 5min, 5, kT0);
+  EXPECT_EQ(check_code("otp:early", "right", kT0 + 5min - 1ms), OtpCheck::accepted);
+  EXPECT_EQ(check_code("otp:late", "right", kT0 + 5min), OtpCheck::none);
+  EXPECT_EQ(check_code("otp:late", "wrong", kT0 + 5min), OtpCheck::none);
+  EXPECT_EQ(check_code("otp:late", "right", kT0 + 4min), OtpCheck::none);  // gone for good
+
+  put_code("otp:born-expired", "right", kT0, 5, kT0);
+  EXPECT_EQ(check_code("otp:born-expired", "right", kT0), OtpCheck::none);
+}
+
+TEST_P(StoreContract, OtpPutReplacesTheCodeAndResetsTheAttempts) {
+  put_code("otp:x", "first", kT0 + 5min, 3, kT0);
+  ASSERT_EQ(check_code("otp:x", "wrong", kT0 + 1s), OtpCheck::wrong);
+  ASSERT_EQ(check_code("otp:x", "wrong", kT0 + 2s), OtpCheck::wrong);
+  put_code("otp:x", "second", kT0 + 1min + 5min, 3, kT0 + 1min);
+  EXPECT_EQ(check_code("otp:x", "first", kT0 + 1min + 1s), OtpCheck::wrong);  // replaced
+  EXPECT_EQ(check_code("otp:x", "wrong", kT0 + 1min + 2s), OtpCheck::wrong);
+  // The new code runs until its own expiry, past the first one's.
+  EXPECT_EQ(check_code("otp:x", "second", kT0 + 5min + 1s), OtpCheck::accepted);
+}
+
+TEST_P(StoreContract, ConcurrentChecksOfTheRightCodeAcceptItOnce) {
+  put_code("otp:race", "right", kT0 + 5min, 5, kT0);
+  constexpr int kThreads = 8;
+  std::atomic<int> accepted{0};
+  std::atomic<int> none{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      auto checked = run(store().otp_check("otp:race", "right", kT0 + 1s));
+      if (checked && *checked == OtpCheck::accepted) ++accepted;
+      if (checked && *checked == OtpCheck::none) ++none;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(accepted.load(), 1);
+  EXPECT_EQ(none.load(), kThreads - 1);
+}
+
+TEST_P(StoreContract, OtpPutRejectsNoAttempts) {
+  auto out = run(store().otp_put("otp:k", "right", kT0 + 5min, 0, kT0));
+  ASSERT_TRUE(out.has_error());
+  EXPECT_EQ(out.error().code, Errc::invalid_request);
+}
+
+// --- leases ---
+
+TEST_P(StoreContract, LeaseGoesToOneHolderUntilItsTtlPasses) {
+  EXPECT_TRUE(acquire("webhooks", "node-a", 30s, kT0));
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 1s));
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 30s - 1ms));
+  EXPECT_TRUE(acquire("webhooks", "node-b", 30s, kT0 + 30s));
+  EXPECT_FALSE(acquire("webhooks", "node-a", 30s, kT0 + 31s));
+}
+
+TEST_P(StoreContract, LeaseHolderRenewsIt) {
+  ASSERT_TRUE(acquire("webhooks", "node-a", 30s, kT0));
+  EXPECT_TRUE(acquire("webhooks", "node-a", 30s, kT0 + 20s));  // now runs until kT0 + 50s
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 40s));
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 50s - 1ms));
+  EXPECT_TRUE(acquire("webhooks", "node-b", 30s, kT0 + 50s));
+}
+
+TEST_P(StoreContract, LeaseReleaseFreesItOnlyForItsHolder) {
+  ASSERT_TRUE(acquire("webhooks", "node-a", 30s, kT0));
+  release("webhooks", "node-b");  // not the holder: nothing happens
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 1s));
+  release("webhooks", "node-a");
+  EXPECT_TRUE(acquire("webhooks", "node-b", 30s, kT0 + 2s));
+  EXPECT_FALSE(acquire("webhooks", "node-a", 30s, kT0 + 3s));
+  release("never-held", "node-a");
+}
+
+TEST_P(StoreContract, LeasesOfDifferentNamesAreIndependent) {
+  ASSERT_TRUE(acquire("webhooks", "node-a", 30s, kT0));
+  EXPECT_TRUE(acquire("cleanup", "node-b", 30s, kT0));
+  EXPECT_FALSE(acquire("cleanup", "node-a", 30s, kT0 + 1s));
+  EXPECT_FALSE(acquire("webhooks", "node-b", 30s, kT0 + 1s));
+}
+
+TEST_P(StoreContract, ConcurrentLeaseAcquiresHaveOneWinner) {
+  constexpr int kThreads = 8;
+  std::atomic<int> held{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto got = run(store().lease_acquire("webhooks", "node-" + std::to_string(i), 30s, kT0));
+      if (got && *got) ++held;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(held.load(), 1);
 }
 
 // --- concurrency and health ---

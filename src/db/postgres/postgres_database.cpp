@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include "db/migrations.hpp"
@@ -185,10 +186,25 @@ Result<void> apply_change(Connection& c, const ActivityTouched& change) {
 // Every event of a batch in one statement: the columns as arrays, unnested in order. ORDER BY ord
 // assigns ids in the batch's order (list_events is newest first by id), and ON CONFLICT (uid) DO
 // NOTHING keeps the first of a uid, within the batch as well as across batches.
+#define SESSIOND_INSERT_EVENTS                                                           \
+  "INSERT INTO session_events (uid, at, type, user_id, session_id, ip_address, detail) " \
+  "SELECT uid, at, type, user_id, session_id, ip_address, detail "                       \
+  "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::uuid[], "      \
+  "$6::text[], $7::json[]) "                                                             \
+  "WITH ORDINALITY AS e (uid, at, type, user_id, session_id, ip_address, detail, ord) "  \
+  "ORDER BY ord "                                                                        \
+  "ON CONFLICT (uid) DO NOTHING"
+
 Result<void> insert_events(Connection& c, const std::vector<Event>& events) {
   const std::size_t n = events.size();
   std::vector<std::string> uid(n), at(n), type(n), user(n), session(n), ip(n), detail(n);
   std::vector<bool> user_null(n), session_null(n);
+  // The uids whose stored event is to be queued for webhooks: the first event of a uid in the
+  // batch is the one stored, so its notify decides.
+  const bool any_notify =
+      std::any_of(events.begin(), events.end(), [](const Event& e) { return e.notify; });
+  std::vector<std::string> notify;
+  std::set<std::string_view> seen;
   for (std::size_t i = 0; i < n; ++i) {
     const Event& e = events[i];
     uid[i] = e.uid;
@@ -200,6 +216,7 @@ Result<void> insert_events(Connection& c, const std::vector<Event>& events) {
     session_null[i] = !e.session_id;
     ip[i] = e.ip_address;
     detail[i] = e.detail;
+    if (any_notify && seen.insert(e.uid).second && e.notify) notify.push_back(e.uid);
   }
   Params p;
   p.add_array(oid::kText, oid::kTextArray, uid)
@@ -209,16 +226,19 @@ Result<void> insert_events(Connection& c, const std::vector<Event>& events) {
       .add_array(oid::kUuid, oid::kUuidArray, session, session_null)
       .add_array(oid::kText, oid::kTextArray, ip)
       .add_array(oid::kJson, oid::kJsonArray, detail);
-  return done(
-      c.query("INSERT INTO session_events (uid, at, type, user_id, session_id, ip_address, detail) "
-              "SELECT uid, at, type, user_id, session_id, ip_address, detail "
-              "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::uuid[], "
-              "$6::text[], $7::json[]) "
-              "WITH ORDINALITY AS e (uid, at, type, user_id, session_id, ip_address, detail, ord) "
-              "ORDER BY ord "
-              "ON CONFLICT (uid) DO NOTHING",
-              p));
+  if (notify.empty()) return done(c.query(SESSIOND_INSERT_EVENTS, p));
+  // RETURNING answers only the rows inserted, not those whose uid was already stored: those are
+  // the events to queue, in the same statement (one round trip).
+  p.add_array(oid::kText, oid::kTextArray, notify);
+  return done(c.query("WITH stored AS (" SESSIOND_INSERT_EVENTS " RETURNING id, uid) "
+                      "INSERT INTO webhook_queue (event_id) "
+                      "SELECT id FROM stored WHERE uid = ANY ($8::text[])",
+                      p));
 }
+
+#undef SESSIOND_INSERT_EVENTS
+
+#define SESSIOND_EVENT_COLUMNS "id, uid, at, type, user_id, session_id, ip_address, detail::text"
 
 Event read_event(Rows& rows, int i) {
   Event event;
@@ -231,6 +251,15 @@ Event read_event(Rows& rows, int i) {
   event.ip_address = rows.text(i, 6);
   event.detail = rows.text(i, 7);
   return event;
+}
+
+Result<std::vector<Event>> collect_events(Result<Rows> rows) {
+  if (!rows) return rows.error();
+  std::vector<Event> out;
+  out.reserve(static_cast<std::size_t>(rows->size()));
+  for (int i = 0; i < rows->size(); ++i) out.push_back(read_event(*rows, i));
+  if (rows->damaged()) return damaged_row_error();
+  return out;
 }
 
 }  // namespace
@@ -521,9 +550,7 @@ Result<std::optional<SessionRecord>> PostgresDatabase::find_session(SessionId id
 Result<std::vector<Event>> PostgresDatabase::list_events(const EventFilter& filter) {
   // One statement per combination of filters (at most 16, each prepared once per connection), so
   // that each is planned with the indexes it can use.
-  std::string sql =
-      "SELECT id, uid, at, type, user_id, session_id, ip_address, detail::text "
-      "FROM session_events WHERE true";
+  std::string sql = "SELECT " SESSIOND_EVENT_COLUMNS " FROM session_events WHERE true";
   Params p;
   auto next = [&p] { return "$" + std::to_string(p.size()); };
   if (filter.user_id) {
@@ -544,15 +571,7 @@ Result<std::vector<Event>> PostgresDatabase::list_events(const EventFilter& filt
   }
   p.add(std::int64_t{std::clamp(filter.limit, 1, 1000)});
   sql += " ORDER BY id DESC LIMIT " + next();
-  return impl_->with_connection([&](Connection& c) -> Result<std::vector<Event>> {
-    auto rows = c.query(sql, p);
-    if (!rows) return rows.error();
-    std::vector<Event> out;
-    out.reserve(static_cast<std::size_t>(rows->size()));
-    for (int i = 0; i < rows->size(); ++i) out.push_back(read_event(*rows, i));
-    if (rows->damaged()) return damaged_row_error();
-    return out;
-  });
+  return impl_->with_connection([&](Connection& c) { return collect_events(c.query(sql, p)); });
 }
 
 Result<Stats> PostgresDatabase::stats(TimePoint now) {
@@ -602,11 +621,51 @@ Result<Stats> PostgresDatabase::stats(TimePoint now) {
   });
 }
 
+Result<std::vector<Event>> PostgresDatabase::webhook_queue_head(int limit) {
+  if (limit <= 0) return std::vector<Event>();
+  Params p;
+  p.add(std::int64_t{limit});
+  return impl_->with_connection([&](Connection& c) {
+    return collect_events(c.query("SELECT " SESSIOND_EVENT_COLUMNS
+                                  " FROM session_events WHERE id IN "
+                                  "(SELECT event_id FROM webhook_queue ORDER BY event_id LIMIT $1) "
+                                  "ORDER BY id",
+                                  p));
+  });
+}
+
+Result<void> PostgresDatabase::webhook_dequeue(const std::vector<std::int64_t>& event_ids) {
+  if (event_ids.empty()) return {};
+  std::vector<std::string> ids;
+  ids.reserve(event_ids.size());
+  for (std::int64_t id : event_ids) ids.push_back(postgres::detail::encode_int8(id));
+  Params p;
+  p.add_array(oid::kInt8, oid::kInt8Array, ids);
+  return impl_->with_connection([&](Connection& c) {
+    return done(c.query("DELETE FROM webhook_queue WHERE event_id = ANY ($1::int8[])", p));
+  });
+}
+
+Result<std::vector<SessionRecord>> PostgresDatabase::recent_sessions(UserId user,
+                                                                     TimePoint active_since,
+                                                                     TimePoint created_before) {
+  Params p;
+  p.add(std::int64_t{user}).add(active_since).add(created_before);
+  return impl_->with_connection([&](Connection& c) {
+    return collect_sessions(c.query("SELECT " SESSIOND_SESSION_COLUMNS
+                                    " FROM user_sessions WHERE user_id = $1 AND "
+                                    "last_activity >= $2 AND created_at < $3 "
+                                    "ORDER BY created_at, id",
+                                    p));
+  });
+}
+
 Result<void> PostgresDatabase::ping() {
   return impl_->with_connection([](Connection& c) { return done(c.query("SELECT 1", Params())); });
 }
 
 #undef SESSIOND_USER_COLUMNS
 #undef SESSIOND_SESSION_COLUMNS
+#undef SESSIOND_EVENT_COLUMNS
 
 }  // namespace sessiond::db

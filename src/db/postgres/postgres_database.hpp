@@ -58,6 +58,10 @@ class PostgresDatabase final : public Database {
   Result<std::optional<SessionRecord>> find_session(SessionId id) override;
   Result<std::vector<Event>> list_events(const EventFilter& filter) override;
   Result<Stats> stats(TimePoint now) override;
+  Result<std::vector<Event>> webhook_queue_head(int limit) override;
+  Result<void> webhook_dequeue(const std::vector<std::int64_t>& event_ids) override;
+  Result<std::vector<SessionRecord>> recent_sessions(UserId user, TimePoint active_since,
+                                                     TimePoint created_before) override;
   Result<void> ping() override;
 
   // The advisory lock key migrate() takes: the bytes of "sessiond" as a big-endian int64.

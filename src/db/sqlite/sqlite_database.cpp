@@ -192,6 +192,8 @@ Result<void> apply_change(Connection& c, const ActivityTouched& change) {
   return stmt->run();
 }
 
+// Writes the event, and queues it for webhook delivery when it asks to be and was not stored
+// before.
 Result<void> insert_event(Connection& c, const Event& event) {
   // ON CONFLICT (uid) rather than INSERT OR IGNORE, which would also swallow NOT NULL failures.
   auto stmt = c.prepare(
@@ -209,8 +211,17 @@ Result<void> insert_event(Connection& c, const Event& event) {
   } else {
     stmt->bind_null(5);
   }
-  return stmt->run();
+  if (auto r = stmt->run(); !r) return r;
+  // changes() is 0 when the uid was already stored (DO NOTHING), and last_insert_rowid() then still
+  // names an earlier row.
+  if (!event.notify || c.changes() == 0) return {};
+  auto queue = c.prepare("INSERT INTO webhook_queue (event_id) VALUES (?1)");
+  if (!queue) return queue.error();
+  queue->bind(1, c.last_insert_rowid());
+  return queue->run();
 }
+
+#define SESSIOND_EVENT_COLUMNS "id, uid, at, type, user_id, session_id, ip_address, detail"
 
 Event read_event(Statement& row) {
   Event event;
@@ -473,9 +484,7 @@ Result<std::optional<SessionRecord>> SqliteDatabase::find_session(SessionId id) 
 
 Result<std::vector<Event>> SqliteDatabase::list_events(const EventFilter& filter) {
   // At most 16 distinct statements (one per combination of filters), each cached once.
-  std::string sql =
-      "SELECT id, uid, at, type, user_id, session_id, ip_address, detail FROM session_events "
-      "WHERE 1 = 1";
+  std::string sql = "SELECT " SESSIOND_EVENT_COLUMNS " FROM session_events WHERE 1 = 1";
   if (filter.user_id) sql += " AND user_id = ?1";
   if (filter.session_id) sql += " AND session_id = ?2";
   if (filter.type) sql += " AND type = ?3";
@@ -532,6 +541,47 @@ Result<Stats> SqliteDatabase::stats(TimePoint now) {
   });
 }
 
+Result<std::vector<Event>> SqliteDatabase::webhook_queue_head(int limit) {
+  if (limit <= 0) return std::vector<Event>();
+  return impl_->read([&](Connection& c) -> Result<std::vector<Event>> {
+    auto stmt = c.prepare("SELECT " SESSIOND_EVENT_COLUMNS
+                          " FROM session_events WHERE id IN "
+                          "(SELECT event_id FROM webhook_queue ORDER BY event_id LIMIT ?1) "
+                          "ORDER BY id");
+    if (!stmt) return stmt.error();
+    stmt->bind(1, std::int64_t{limit});
+    return collect<Event>(*stmt, read_event);
+  });
+}
+
+Result<void> SqliteDatabase::webhook_dequeue(const std::vector<std::int64_t>& event_ids) {
+  if (event_ids.empty()) return {};
+  return impl_->write([&](Connection& c) -> Result<void> {
+    Transaction tx(c);
+    if (auto r = tx.begin_immediate(); !r) return r.error();
+    for (std::int64_t id : event_ids) {
+      auto stmt = c.prepare("DELETE FROM webhook_queue WHERE event_id = ?1");
+      if (!stmt) return stmt.error();
+      stmt->bind(1, id);
+      if (auto r = stmt->run(); !r) return r.error();
+    }
+    return tx.commit();
+  });
+}
+
+Result<std::vector<SessionRecord>> SqliteDatabase::recent_sessions(UserId user,
+                                                                   TimePoint active_since,
+                                                                   TimePoint created_before) {
+  return impl_->read([&](Connection& c) -> Result<std::vector<SessionRecord>> {
+    auto stmt = c.prepare("SELECT " SESSIOND_SESSION_COLUMNS
+                          " FROM user_sessions WHERE user_id = ?1 AND last_activity >= ?2 "
+                          "AND created_at < ?3 ORDER BY created_at, id");
+    if (!stmt) return stmt.error();
+    stmt->bind(1, user).bind(2, active_since).bind(3, created_before);
+    return collect<SessionRecord>(*stmt, read_session);
+  });
+}
+
 Result<void> SqliteDatabase::ping() {
   // Reads the schema from the file, so a vanished or unreadable file answers an error.
   return impl_->read([](Connection& c) -> Result<void> {
@@ -545,5 +595,6 @@ Result<void> SqliteDatabase::ping() {
 
 #undef SESSIOND_USER_COLUMNS
 #undef SESSIOND_SESSION_COLUMNS
+#undef SESSIOND_EVENT_COLUMNS
 
 }  // namespace sessiond::db

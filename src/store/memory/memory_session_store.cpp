@@ -20,6 +20,10 @@
 // user shard while it holds any other lock, and none holds two locks of one kind, so the order
 // can never be reversed. rotate_refresh finds the user through the refresh
 // shard, releases it, takes the user shard and reads the refresh entry again.
+//
+// Rate limits, one-time codes and leases have shards of their own, never taken together with a
+// session lock: rate_limit takes the rate shards of its keys in index order (so two calls never
+// wait on each other in a cycle); everything else takes one of them at a time.
 
 namespace sessiond::store {
 namespace {
@@ -201,6 +205,37 @@ struct RefreshShard {
   std::size_t cursor = 0;  // next bucket to sweep
 };
 
+// --- rate limits, one-time codes and leases ---
+
+// One limit's sliding-window log: the times of its hits, each counting for `window` after it.
+struct RateLog {
+  std::vector<TimePoint> hits;  // ascending
+  TimePoint until;              // when the latest hit stops counting: nothing counts from then
+};
+
+struct OtpEntry {
+  std::string code_hash;
+  TimePoint expires_at;
+  int attempts_left = 0;
+};
+
+struct Lease {
+  std::string holder;
+  TimePoint until;
+};
+
+// Entries by their key, each with a time after which it is dead and may be swept.
+template <class Entry>
+struct KeyedShard {
+  std::mutex mu;
+  std::unordered_map<std::string, Entry> entries;
+  std::size_t cursor = 0;  // next bucket to sweep
+};
+
+bool is_dead(const RateLog& log, TimePoint now) { return now >= log.until; }
+bool is_dead(const OtpEntry& otp, TimePoint now) { return now >= otp.expires_at; }
+bool is_dead(const Lease& lease, TimePoint now) { return now >= lease.until; }
+
 std::size_t index_of(const std::vector<Record>& sessions, const SessionId& id) {
   for (std::size_t i = 0; i < sessions.size(); ++i) {
     if (sessions[i].id == id) return i;
@@ -223,6 +258,25 @@ void sweep_buckets(Map& map, std::size_t& cursor, std::size_t count, Dead dead) 
   for (const auto& key : doomed) map.erase(key);
 }
 
+template <class Entry>
+void sweep_dead_locked(KeyedShard<Entry>& shard, TimePoint now, std::size_t buckets) {
+  sweep_buckets(shard.entries, shard.cursor, buckets,
+                [now](const Entry& e) { return is_dead(e, now); });
+}
+
+template <class Entry>
+void sweep_dead(KeyedShard<Entry>& shard, TimePoint now, std::size_t buckets) {
+  std::lock_guard lock(shard.mu);
+  sweep_dead_locked(shard, now, buckets);
+}
+
+// The shard of a rate-limit or one-time-code key. The maps hash the same string: mix the hash so
+// that a shard's keys still spread over its map's buckets.
+std::size_t shard_index(std::string_view key, std::size_t shards) {
+  const std::uint64_t hash = std::hash<std::string_view>{}(key);
+  return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> 32) % shards;
+}
+
 }  // namespace
 
 struct MemorySessionStore::Impl {
@@ -230,13 +284,18 @@ struct MemorySessionStore::Impl {
       : options(o),
         user_shards(std::max<std::size_t>(o.shards, 1)),
         id_shards(std::max<std::size_t>(o.shards, 1)),
-        refresh_shards(std::max<std::size_t>(o.shards, 1)) {}
+        refresh_shards(std::max<std::size_t>(o.shards, 1)),
+        rate_shards(std::max<std::size_t>(o.shards, 1)),
+        otp_shards(std::max<std::size_t>(o.shards, 1)) {}
 
   MemoryStoreOptions options;
   StringPool pool;  // declared first: destroyed after the records that hold its strings
   std::vector<UserShard> user_shards;
   std::vector<IdShard> id_shards;
   std::vector<RefreshShard> refresh_shards;
+  std::vector<KeyedShard<RateLog>> rate_shards;
+  std::vector<KeyedShard<OtpEntry>> otp_shards;
+  KeyedShard<Lease> leases;  // a few names (background jobs): one shard
   std::atomic<std::size_t> live{0};
   std::atomic<std::size_t> expiry_cursor{0};
   std::atomic<std::size_t> activity_cursor{0};
@@ -540,6 +599,20 @@ struct MemorySessionStore::Impl {
     }
     if (now >= entry.expires_at) return out;  // this token expired; its session lives on
 
+    const bool in_grace = r.grace && r.grace->predecessor == request.presented &&
+                          now - r.grace->rotated_at < request.grace && now < r.grace->until;
+    if (request.limit.count > 0 && (r.refresh == request.presented || in_grace)) {
+      // Rate shards are only ever locked after a user shard (never before one): no deadlock.
+      auto decision = rate_limit(
+          {RateKey{"refresh_per_session:" + r.id.to_string(), request.limit}}, now, true);
+      if (!decision) return decision.error();
+      if (!decision->allowed) {
+        out.kind = Rotation::rate_limited;
+        out.retry_after = decision->retry_after;
+        return out;
+      }
+    }
+
     if (r.refresh == request.presented) {
       RefreshEntry successor{request.presented, r.id, user, request.successor_expires_at};
       if (!add_refresh(request.successor, successor)) {
@@ -562,8 +635,7 @@ struct MemorySessionStore::Impl {
 
     // `presented` was rotated out. Its successor is current exactly when it is the predecessor
     // of the latest rotation, the one whose answer `grace` holds.
-    if (r.grace && r.grace->predecessor == request.presented &&
-        now - r.grace->rotated_at < request.grace && now < r.grace->until) {
+    if (in_grace) {
       out.kind = Rotation::grace;
       out.rotated_at = r.grace->rotated_at;
       out.successor = r.grace->successor;
@@ -683,6 +755,9 @@ struct MemorySessionStore::Impl {
       compact_expiry_locked(shard);
     }
     for (RefreshShard& shard : refresh_shards) sweep_refresh(shard, now, kSweepBucketsPerCollect);
+    for (auto& shard : rate_shards) sweep_dead(shard, now, kSweepBucketsPerCollect);
+    for (auto& shard : otp_shards) sweep_dead(shard, now, kSweepBucketsPerCollect);
+    sweep_dead(leases, now, kSweepBucketsPerCollect);
     return out;
   }
 
@@ -706,6 +781,131 @@ struct MemorySessionStore::Impl {
       if (shard.dirty.empty() && shard.dirty.capacity() > 4096) shard.dirty.shrink_to_fit();
     }
     return out;
+  }
+
+  // --- rate limits ---
+
+  Result<RateDecision> rate_limit(const std::vector<RateKey>& keys, TimePoint now, bool count) {
+    for (const RateKey& k : keys) {
+      if (k.limit.count < 1 || k.limit.window <= Duration::zero()) {
+        return Error(Errc::invalid_request, "a rate limit needs a count >= 1 and a window > 0");
+      }
+    }
+    std::vector<std::size_t> shard_of(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      shard_of[i] = shard_index(keys[i].key, rate_shards.size());
+    }
+    std::vector<std::size_t> order = shard_of;
+    std::sort(order.begin(), order.end());
+    order.erase(std::unique(order.begin(), order.end()), order.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    locks.reserve(order.size());
+    for (std::size_t index : order) locks.emplace_back(rate_shards[index].mu);
+
+    RateDecision decision;
+    for (std::size_t i = 0; i < keys.size() && decision.allowed; ++i) {
+      const RateKey& k = keys[i];
+      auto& logs = rate_shards[shard_of[i]].entries;
+      const auto it = logs.find(k.key);
+      std::size_t held = 0;
+      if (it != logs.end()) {
+        auto& hits = it->second.hits;
+        // A hit counts while now < its time + window.
+        hits.erase(hits.begin(), std::upper_bound(hits.begin(), hits.end(), now - k.limit.window));
+        held = hits.size();
+      }
+      // A key named twice in one call needs room for each of its hits.
+      const auto earlier = count ? static_cast<std::size_t>(std::count_if(
+                                       keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(i),
+                                       [&](const RateKey& other) { return other.key == k.key; }))
+                                 : std::size_t{0};
+      const auto limit = static_cast<std::size_t>(k.limit.count);
+      if (held + earlier < limit) continue;
+      // Room comes when the hit that leaves `limit - earlier - 1` newer ones behind stops counting.
+      const std::size_t leaving = held + earlier - limit;
+      const Duration wait =
+          leaving < held ? it->second.hits[leaving] + k.limit.window - now : k.limit.window;
+      decision.allowed = false;
+      decision.refused_by = i;
+      decision.retry_after = std::max(wait, Duration{1});
+    }
+
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      auto& shard = rate_shards[shard_of[i]];
+      if (decision.allowed && count) {
+        RateLog& log = shard.entries[keys[i].key];
+        log.hits.insert(std::upper_bound(log.hits.begin(), log.hits.end(), now), now);
+        log.until = std::max(log.until, now + keys[i].limit.window);
+      } else if (auto it = shard.entries.find(keys[i].key);
+                 it != shard.entries.end() && it->second.hits.empty()) {
+        shard.entries.erase(it);
+      }
+    }
+    if (decision.allowed && count) {
+      for (std::size_t index : order) {
+        sweep_dead_locked(rate_shards[index], now, kSweepBucketsPerCreate);
+      }
+    }
+    return decision;
+  }
+
+  // --- one-time codes ---
+
+  Result<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at,
+                       int max_attempts, TimePoint now) {
+    if (max_attempts < 1) return Error(Errc::invalid_request, "max_attempts must be at least 1");
+    auto& shard = otp_shards[shard_index(key, otp_shards.size())];
+    std::lock_guard lock(shard.mu);
+    if (now >= expires_at) {
+      shard.entries.erase(key);  // expired already: nothing waits
+    } else {
+      shard.entries.insert_or_assign(std::move(key),
+                                     OtpEntry{std::move(code_hash), expires_at, max_attempts});
+    }
+    sweep_dead_locked(shard, now, kSweepBucketsPerCreate);
+    return {};
+  }
+
+  OtpCheck otp_check(const std::string& key, std::string_view code_hash, TimePoint now) {
+    auto& shard = otp_shards[shard_index(key, otp_shards.size())];
+    std::lock_guard lock(shard.mu);
+    const auto it = shard.entries.find(key);
+    if (it == shard.entries.end()) return OtpCheck::none;
+    OtpEntry& otp = it->second;
+    if (now >= otp.expires_at) {
+      shard.entries.erase(it);
+      return OtpCheck::none;
+    }
+    if (constant_time_equal(code_hash, otp.code_hash)) {
+      shard.entries.erase(it);
+      return OtpCheck::accepted;
+    }
+    if (--otp.attempts_left <= 0) {
+      shard.entries.erase(it);
+      return OtpCheck::burned;
+    }
+    return OtpCheck::wrong;
+  }
+
+  // --- leases ---
+
+  Result<bool> lease_acquire(const std::string& name, const std::string& holder, Duration ttl,
+                             TimePoint now) {
+    if (ttl <= Duration::zero()) return Error(Errc::invalid_request, "a lease needs a ttl > 0");
+    std::lock_guard lock(leases.mu);
+    auto [it, fresh] = leases.entries.try_emplace(name);
+    Lease& lease = it->second;
+    if (!fresh && lease.holder != holder && now < lease.until) return false;
+    lease.holder = holder;
+    lease.until = now + ttl;
+    sweep_dead_locked(leases, now, kSweepBucketsPerCreate);
+    return true;
+  }
+
+  void lease_release(const std::string& name, const std::string& holder) {
+    std::lock_guard lock(leases.mu);
+    const auto it = leases.entries.find(name);
+    if (it != leases.entries.end() && it->second.holder == holder) leases.entries.erase(it);
   }
 
   Result<void> restore(const std::vector<RestoredSession>& sessions,
@@ -789,6 +989,32 @@ Task<std::size_t> MemorySessionStore::live_count() {
 Task<void> MemorySessionStore::ping() {
   Result<void> reachable = boost::system::in_place_value;
   co_return reachable;
+}
+
+Task<RateDecision> MemorySessionStore::rate_limit(std::vector<RateKey> keys, TimePoint now,
+                                                  bool count) {
+  co_return impl_->rate_limit(keys, now, count);
+}
+
+Task<void> MemorySessionStore::otp_put(std::string key, std::string code_hash, TimePoint expires_at,
+                                       int max_attempts, TimePoint now) {
+  co_return impl_->otp_put(std::move(key), std::move(code_hash), expires_at, max_attempts, now);
+}
+
+Task<OtpCheck> MemorySessionStore::otp_check(std::string key, std::string code_hash,
+                                             TimePoint now) {
+  co_return impl_->otp_check(key, code_hash, now);
+}
+
+Task<bool> MemorySessionStore::lease_acquire(std::string name, std::string holder, Duration ttl,
+                                             TimePoint now) {
+  co_return impl_->lease_acquire(name, holder, ttl, now);
+}
+
+Task<void> MemorySessionStore::lease_release(std::string name, std::string holder) {
+  impl_->lease_release(name, holder);
+  Result<void> done = boost::system::in_place_value;
+  co_return done;
 }
 
 Result<void> MemorySessionStore::restore(std::vector<RestoredSession> sessions,

@@ -12,6 +12,10 @@
 // - Strings that many sessions share (role, attributes, device_info, user_agent) are interned.
 //   Measured with mallinfo2 (tests/store/memory_session_store_test.cpp): about 470 bytes per live
 //   session with every index, one session per user.
+// - Rate limits, one-time codes and leases live in maps of their own (sharded, apart from the
+//   sessions' locks). What has run out (a limit's hits past their window, an expired or used code,
+//   a lease past its end) is dropped when its key is next used, and swept incrementally by
+//   collect_expired and a little by each call that adds one, like the tombstones.
 #pragma once
 
 #include <memory>
@@ -48,6 +52,17 @@ class MemorySessionStore final : public SessionStore {
   Task<void> ping() override;
   Result<void> restore(std::vector<RestoredSession> sessions,
                        std::vector<RestoredTombstone> tombstones) override;
+  // Error: invalid_request for a limit with a count below 1 or a window not above 0.
+  Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
+                                bool count = true) override;
+  // Error: invalid_request for max_attempts below 1.
+  Task<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at, int max_attempts,
+                     TimePoint now) override;
+  Task<OtpCheck> otp_check(std::string key, std::string code_hash, TimePoint now) override;
+  // Error: invalid_request for a ttl not above 0.
+  Task<bool> lease_acquire(std::string name, std::string holder, Duration ttl,
+                           TimePoint now) override;
+  Task<void> lease_release(std::string name, std::string holder) override;
 
  private:
   struct Impl;

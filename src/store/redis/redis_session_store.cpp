@@ -349,6 +349,15 @@ struct RedisSessionStore::Impl {
     co_return reply;
   }
 
+  // One script call on keys of its own (rate limits, codes, leases); a Redis error reply becomes
+  // an Error.
+  boost::asio::awaitable<Result<Reply>> eval(const Script& script, std::vector<std::string> keys,
+                                             std::vector<std::string> argv) {
+    Result<Reply> reply = co_await client->eval(script, std::move(keys), std::move(argv));
+    if (reply && reply->is_error()) co_return from_error_reply(*reply);
+    co_return reply;
+  }
+
   // One script call on `user`'s keys with ARGV = args(user, now) + extra + the request's address
   // (which every script takes last).
   boost::asio::awaitable<Result<Reply>> run(const Script& script, UserId user, TimePoint now,
@@ -587,7 +596,8 @@ Task<RotateOutcome> RedisSessionStore::rotate_refresh(RotateRequest request) {
                                  request.sealed_successor,
                                  ms(request.successor_expires_at),
                                  ms(request.grace),
-                                 request.ip};
+                                 std::to_string(request.limit.count),
+                                 ms(request.limit.window)};
   auto reply =
       co_await impl_->run(impl_->scripts.rotate, user, request.now, std::move(extra), request.ip);
   if (!reply) co_return reply.error();
@@ -643,6 +653,13 @@ Task<RotateOutcome> RedisSessionStore::rotate_refresh(RotateRequest request) {
       out.kind = Rotation::reuse;
       out.reason = EndReason::refresh_token_reuse;
       out.session = std::move(*session);
+      co_return out;
+    }
+    case 6: {
+      auto wait = e.size() == 2 ? as_int(e[1]) : std::nullopt;
+      if (!wait) co_return unexpected_reply();
+      out.kind = Rotation::rate_limited;
+      out.retry_after = Duration{std::max<std::int64_t>(*wait, 1)};
       co_return out;
     }
     default: co_return unexpected_reply();
@@ -832,6 +849,90 @@ Task<std::size_t> RedisSessionStore::outbox_length() {
   const auto n = as_int(*reply);
   if (!n) co_return unexpected_reply();
   co_return static_cast<std::size_t>(std::max<std::int64_t>(*n, 0));
+}
+
+Task<RateDecision> RedisSessionStore::rate_limit(std::vector<RateKey> keys, TimePoint now,
+                                                 bool count) {
+  RateDecision out;
+  for (const RateKey& k : keys) {
+    if (k.limit.count < 1 || k.limit.window <= Duration::zero()) {
+      co_return Error(Errc::invalid_request, "a rate limit needs a count >= 1 and a window > 0");
+    }
+  }
+  if (keys.empty()) co_return out;
+  std::vector<std::string> names;
+  std::vector<std::string> argv{ms(now), count ? "1" : "0"};
+  names.reserve(keys.size());
+  argv.reserve(2 + 2 * keys.size());
+  for (const RateKey& k : keys) {
+    names.push_back(impl_->options.prefix + ":rl:" + k.key);
+    argv.push_back(std::to_string(k.limit.count));
+    argv.push_back(ms(k.limit.window));
+  }
+  auto reply =
+      co_await impl_->eval(redis::guard_scripts().rate_limit, std::move(names), std::move(argv));
+  if (!reply) co_return reply.error();
+  const auto allowed = is_array(*reply, 1) ? as_int(reply->elements[0]) : std::nullopt;
+  if (allowed == 1) co_return out;
+  const auto index =
+      allowed == 0 && reply->elements.size() == 3 ? as_int(reply->elements[1]) : std::nullopt;
+  const auto wait = index ? as_int(reply->elements[2]) : std::nullopt;
+  if (!index || !wait || *index < 0 || static_cast<std::size_t>(*index) >= keys.size()) {
+    co_return unexpected_reply();
+  }
+  out.allowed = false;
+  out.refused_by = static_cast<std::size_t>(*index);
+  out.retry_after = std::max(Duration{*wait}, Duration{1});
+  co_return out;
+}
+
+Task<void> RedisSessionStore::otp_put(std::string key, std::string code_hash, TimePoint expires_at,
+                                      int max_attempts, TimePoint now) {
+  if (max_attempts < 1) co_return Error(Errc::invalid_request, "max_attempts must be at least 1");
+  std::vector<std::string> keys{impl_->options.prefix + ":otp:" + key};
+  std::vector<std::string> argv{ms(now), std::move(code_hash), ms(expires_at),
+                                std::to_string(max_attempts)};
+  auto reply =
+      co_await impl_->eval(redis::guard_scripts().otp_put, std::move(keys), std::move(argv));
+  if (!reply) co_return reply.error();
+  co_return Result<void>{};
+}
+
+Task<OtpCheck> RedisSessionStore::otp_check(std::string key, std::string code_hash, TimePoint now) {
+  std::vector<std::string> keys{impl_->options.prefix + ":otp:" + key};
+  std::vector<std::string> argv{ms(now), std::move(code_hash)};
+  auto reply =
+      co_await impl_->eval(redis::guard_scripts().otp_check, std::move(keys), std::move(argv));
+  if (!reply) co_return reply.error();
+  switch (as_int(*reply).value_or(-1)) {
+    case 0: co_return OtpCheck::none;
+    case 1: co_return OtpCheck::accepted;
+    case 2: co_return OtpCheck::wrong;
+    case 3: co_return OtpCheck::burned;
+    default: co_return unexpected_reply();
+  }
+}
+
+Task<bool> RedisSessionStore::lease_acquire(std::string name, std::string holder, Duration ttl,
+                                            TimePoint now) {
+  if (ttl <= Duration::zero()) co_return Error(Errc::invalid_request, "a lease needs a ttl > 0");
+  std::vector<std::string> keys{impl_->options.prefix + ":lease:" + name};
+  std::vector<std::string> argv{ms(now), std::move(holder), ms(ttl)};
+  auto reply =
+      co_await impl_->eval(redis::guard_scripts().lease_acquire, std::move(keys), std::move(argv));
+  if (!reply) co_return reply.error();
+  const auto held = as_int(*reply);
+  if (held != 0 && held != 1) co_return unexpected_reply();
+  co_return held == 1;
+}
+
+Task<void> RedisSessionStore::lease_release(std::string name, std::string holder) {
+  std::vector<std::string> keys{impl_->options.prefix + ":lease:" + name};
+  std::vector<std::string> argv{std::move(holder)};
+  auto reply =
+      co_await impl_->eval(redis::guard_scripts().lease_release, std::move(keys), std::move(argv));
+  if (!reply) co_return reply.error();
+  co_return Result<void>{};
 }
 
 Task<std::size_t> RedisSessionStore::live_count() {

@@ -65,6 +65,19 @@ class RedisSessionStore final : public SessionStore {
   // XACK and XDEL.
   Task<void> outbox_ack(std::vector<std::string> ids) override;
   Task<std::size_t> outbox_length() override;
+  // One script call each, on keys of their own: "<prefix>:rl:<key>" (a sorted set of hit times),
+  // "<prefix>:otp:<key>" (a hash), "<prefix>:lease:<name>" (a string); scripts.cpp shows the
+  // layout. The callers' `now` decides; each key's TTL only lets Redis drop what is over.
+  // Errors as above, and invalid_request for a limit with a count below 1 or a window not above
+  // 0, max_attempts below 1 or a lease ttl not above 0.
+  Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
+                                bool count = true) override;
+  Task<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at, int max_attempts,
+                     TimePoint now) override;
+  Task<OtpCheck> otp_check(std::string key, std::string code_hash, TimePoint now) override;
+  Task<bool> lease_acquire(std::string name, std::string holder, Duration ttl,
+                           TimePoint now) override;
+  Task<void> lease_release(std::string name, std::string holder) override;
   // PING; the first answered ping also runs check_configuration() when it has not run yet.
   Task<void> ping() override;
   // Writes each session (without the limit) and tombstone through the scripts. The TTLs of a

@@ -39,6 +39,19 @@
 // as sessions end (Redis deletes an empty key). The scripts touch them with the user's hash, so
 // the layout needs a single Redis (or a Redis Cluster with every key in one slot).
 //
+//   p:rl:<key>     sorted set, one rate limit's sliding-window log: a member per hit, scored by
+//                  its time (Unix ms); members are "<ms>-<n>", n counting the hits of that same
+//                  ms, so that hits of one ms stay distinct. Hits past their window are removed
+//                  when the key is next checked. TTL: the window after the latest hit.
+//   p:otp:<key>    hash, the one-time code waiting for <key>: h (the keyed hash of the code), a
+//                  (attempts left), x (expiry, Unix ms). TTL: until x; deleted when used or burned.
+//   p:lease:<name> string "<until, Unix ms>:<holder>": who holds the lease and until when (by the
+//                  callers' clocks). TTL: the lease's.
+// The callers' `now` decides (a hit's window, a code's expiry, a lease's end), like everywhere
+// else; a TTL only lets Redis drop what is over (counted from each write, as for the users' keys).
+// One rate_limit call touches the keys of all its limits: on a Redis Cluster they would have to
+// share a slot too.
+//
 // Lua numbers are doubles: Unix ms are exact integers in them; cmsgpack stores them as integers,
 // and string.format('%d') writes them as text (tostring would give "1.8e+12").
 //
@@ -283,12 +296,31 @@ return {3, packed, changed}
 )lua";
 
 // ARGV[4] presented T, [5] successor T, [6] successor's full hash, [7] sealed successor,
-// [8] successor expiry, [9] grace (ms), [10] ip.
+// [8] successor expiry, [9] grace (ms), [10] refresh_per_session count (0: none), [11] its
+// window (ms); the ip last.
 // Reply: {0} unknown; {1, reason} ended; {2, sid} ended now as expired;
 // {3, sid, record, changed} rotated; {4, sid, record, changed, successor hash, sealed,
-// rotated_at} grace; {5, sid, record} reuse (the session was ended).
+// rotated_at} grace; {5, sid, record} reuse (the session was ended); {6, retry after (ms)} the
+// session's refresh limit is full (nothing changed). The limit's log is <p>:rl:refresh:<sid>, a
+// sorted set of hit times like rate_limit's.
 constexpr const char* kRotate = R"lua(
 local presented, successor, grace = ARGV[4], ARGV[5], tonumber(ARGV[9])
+local limit, window = tonumber(ARGV[10]), tonumber(ARGV[11])
+-- Counts one refresh of the session; the wait (ms) when its limit is full.
+local function limited(sid)
+  if limit < 1 then return nil end
+  local key = P .. ':rl:refresh:' .. sid
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ms(NOW - window))
+  local held = redis.call('ZCARD', key)
+  if held >= limit then
+    local hit = redis.call('ZRANGE', key, held - limit, held - limit, 'WITHSCORES')
+    return math.max(tonumber(hit[2]) + window - NOW, 1)
+  end
+  local same_ms = redis.call('ZCOUNT', key, ms(NOW), ms(NOW))
+  redis.call('ZADD', key, ms(NOW), ms(NOW) .. '-' .. same_ms)
+  redis.call('PEXPIRE', key, ms(window))
+  return nil
+end
 local entry = redis.call('HGET', H, 'r' .. presented)
 if not entry then return {0} end
 local sid, x = parse_refresh(entry)
@@ -305,6 +337,11 @@ if NOW >= deadline(rec) then
   return {2, sid}
 end
 if NOW >= x then return {0} end
+local in_grace = rec[R.gp] == presented and NOW - rec[R.gr] < grace and NOW < rec[R.gu]
+if rec[R.rt] == presented or in_grace then
+  local wait = limited(sid)
+  if wait then return {6, wait} end
+end
 local changed
 if rec[R.rt] == presented then
   if redis.call('HEXISTS', H, 'r' .. successor) == 1 then
@@ -314,12 +351,12 @@ if rec[R.rt] == presented then
   rec[R.rt] = successor
   rec[R.gp], rec[R.gs], rec[R.gb] = presented, ARGV[6], ARGV[7]
   rec[R.gr], rec[R.gu] = NOW, NOW + grace
-  changed, packed = touch(sid, rec, packed, ARGV[10], true)
+  changed, packed = touch(sid, rec, packed, IP, true)
   outbox('r', sid, packed, {'h', ARGV[6], 'y', ARGV[8]})
   return {3, sid, packed, changed}
 end
-if rec[R.gp] == presented and NOW - rec[R.gr] < grace and NOW < rec[R.gu] then
-  changed, packed = touch(sid, rec, packed, ARGV[10], false)
+if in_grace then
+  changed, packed = touch(sid, rec, packed, IP, false)
   return {4, sid, packed, changed, rec[R.gs], rec[R.gb], ms(rec[R.gr])}
 end
 end_session(sid, rec, 'refresh_token_reuse', false)
@@ -470,6 +507,103 @@ return 1
 
 Script with_prelude(const char* body) { return make_script(std::string(kPrelude) + body); }
 
+// KEYS: the limits' logs (p:rl:<key>). ARGV[1] now, [2] '1' to count a hit, '0' to only check;
+// then for the i-th key, [1 + 2i] its count and [2 + 2i] its window (ms).
+// Reply: {1} allowed (and counted); {0, index of the full limit (from 0), retry after (ms)}.
+// Every limit is checked before any hit is counted: a refusal counts nothing.
+constexpr const char* kRateLimit = R"lua(
+local NOW = tonumber(ARGV[1])
+local counting = ARGV[2] == '1'
+local function ms(n) return string.format('%d', n) end
+-- A key named twice in one call needs room for each of its hits.
+local pending = {}
+for i, key in ipairs(KEYS) do
+  local limit, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  -- A hit counts while NOW < its time + window.
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ms(NOW - window))
+  local held = redis.call('ZCARD', key)
+  local earlier = pending[key] or 0
+  if held + earlier >= limit then
+    -- Room comes when the hit that leaves limit - earlier - 1 newer ones stops counting.
+    local leaving = held + earlier - limit
+    local wait = window
+    if leaving < held then
+      local hit = redis.call('ZRANGE', key, leaving, leaving, 'WITHSCORES')
+      wait = tonumber(hit[2]) + window - NOW
+    end
+    return {0, i - 1, math.max(wait, 1)}
+  end
+  if counting then pending[key] = earlier + 1 end
+end
+if counting then
+  for i, key in ipairs(KEYS) do
+    local window = tonumber(ARGV[2 + 2 * i])
+    local same_ms = redis.call('ZCOUNT', key, ms(NOW), ms(NOW))
+    redis.call('ZADD', key, ms(NOW), ms(NOW) .. '-' .. same_ms)
+    local latest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIRE', key, ms(math.max(tonumber(latest[2]) + window - NOW, 1)))
+  end
+end
+return {1}
+)lua";
+
+// KEYS[1] p:otp:<key>. ARGV[1] now, [2] the code's hash, [3] its expiry (Unix ms), [4] attempts.
+// Reply: 1.
+constexpr const char* kOtpPut = R"lua(
+local NOW, expires = tonumber(ARGV[1]), tonumber(ARGV[3])
+redis.call('DEL', KEYS[1])
+if NOW < expires then
+  redis.call('HSET', KEYS[1], 'h', ARGV[2], 'a', ARGV[4], 'x', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', expires - NOW))
+end
+return 1
+)lua";
+
+// KEYS[1] p:otp:<key>. ARGV[1] now, [2] the hash of the code presented.
+// Reply: 0 none, 1 accepted, 2 wrong, 3 burned. HSET keeps the key's TTL.
+constexpr const char* kOtpCheck = R"lua(
+local v = redis.call('HMGET', KEYS[1], 'h', 'a', 'x')
+if not v[1] then return 0 end
+if tonumber(ARGV[1]) >= tonumber(v[3]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if v[1] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local left = tonumber(v[2]) - 1
+if left <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 3
+end
+redis.call('HSET', KEYS[1], 'a', left)
+return 2
+)lua";
+
+// KEYS[1] p:lease:<name>. ARGV[1] now, [2] holder, [3] ttl (ms). Reply: 1 held (taken or
+// renewed), 0 another holder's lease runs.
+constexpr const char* kLeaseAcquire = R"lua(
+local NOW = tonumber(ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sep = string.find(v, ':', 1, true)
+  local ends = sep and tonumber(string.sub(v, 1, sep - 1))
+  if ends and NOW < ends and string.sub(v, sep + 1) ~= ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], string.format('%d', NOW + tonumber(ARGV[3])) .. ':' .. ARGV[2], 'PX',
+           ARGV[3])
+return 1
+)lua";
+
+// KEYS[1] p:lease:<name>. ARGV[1] holder. Reply: 1.
+constexpr const char* kLeaseRelease = R"lua(
+local v = redis.call('GET', KEYS[1])
+local sep = v and string.find(v, ':', 1, true)
+if sep and string.sub(v, sep + 1) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+)lua";
+
 }  // namespace
 
 const SessionScripts& session_scripts() {
@@ -477,6 +611,14 @@ const SessionScripts& session_scripts() {
       with_prelude(kCreate),  with_prelude(kValidate),         with_prelude(kRotate),
       with_prelude(kRevoke),  with_prelude(kRevokeAll),        with_prelude(kList),
       with_prelude(kCollect), with_prelude(kRestoreTombstone),
+  };
+  return scripts;
+}
+
+const GuardScripts& guard_scripts() {
+  static const GuardScripts scripts{
+      make_script(kRateLimit),    make_script(kOtpPut),       make_script(kOtpCheck),
+      make_script(kLeaseAcquire), make_script(kLeaseRelease),
   };
   return scripts;
 }

@@ -357,7 +357,13 @@ awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     request.user_agent = field(msg, bhttp::field::user_agent);
     request.content_type = field(msg, bhttp::field::content_type);
     request.csrf_token = field(msg, "X-CSRF-Token");
-    request.forwarded_for = field(msg, "X-Forwarded-For");
+    // Every X-Forwarded-For line, in order, as one list (RFC 9110 §5.3): a proxy that adds a line
+    // of its own must not leave the client's first line to speak for the client.
+    for (const auto& f : msg.base()) {
+      if (!beast::iequals(f.name_string(), "X-Forwarded-For")) continue;
+      if (!request.forwarded_for.empty()) request.forwarded_for += ", ";
+      request.forwarded_for.append(f.value().data(), f.value().size());
+    }
     request.peer_ip = peer;
     request.client_ip = proxies.client_ip(peer, request.forwarded_for);
     const bool keep_alive = msg.keep_alive() && !draining;

@@ -328,7 +328,8 @@ asio::awaitable<void> webhook_loop(service::WebhookDeliverer& deliverer, store::
     try {
       auto held = co_await store.lease_acquire("webhooks", holder, lease, clock.now());
       if (held && *held) {
-        auto delivered = co_await deliverer.deliver_some(50);
+        // One event per lease renewal: a slow receiver (10 s a call) never outlasts the lease.
+        auto delivered = co_await deliverer.deliver_some(1);
         if (delivered && *delivered > 0) continue;
         if (!delivered) {
           if (!failing) {
@@ -463,7 +464,9 @@ int run_server(const Config& config) {
     sigwait(&signals, &signal);
     spdlog::info("received {}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     api.set_draining();
-    server.drain(std::chrono::seconds(8));
+    // SIGTERM to exit within 10 s (SPEC §8): 7 s of drain, then at most a second each for the
+    // audit writer, the outbox and the webhook deliverer.
+    server.drain(std::chrono::seconds(7));
     stopping = true;
     asio::co_spawn(server.main_context(), svc.flush(), asio::use_future)
         .wait_for(std::chrono::seconds(1));

@@ -112,11 +112,15 @@ class WebhookOtpSender final : public OtpSender {
 }  // namespace
 
 std::string otp_text(const OtpMessage& message) {
-  return "Your sign-in code is " + message.code + ". It expires in " +
-         std::to_string(std::chrono::duration_cast<std::chrono::minutes>(message.ttl).count() > 0
-                            ? std::chrono::duration_cast<std::chrono::minutes>(message.ttl).count()
-                            : 1) +
-         " minutes.";
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(message.ttl).count();
+  std::string within;
+  if (seconds < 60) {
+    within = std::to_string(seconds) + (seconds == 1 ? " second" : " seconds");
+  } else {
+    const auto minutes = (seconds + 59) / 60;
+    within = std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
+  }
+  return "Your sign-in code is " + message.code + ". It expires in " + within + ".";
 }
 
 std::unique_ptr<OtpSender> make_otp_sender(std::string_view spec, Outbound& outbound) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
@@ -90,6 +91,17 @@ std::string valid_utf8(std::string_view text, std::size_t max) {
 namespace {
 
 constexpr std::array<std::string_view, 2> kSignInLimitNames{"login_per_ip", "login_per_account"};
+
+// The subject of a per-address limit: the address, or for IPv6 its /64 (one host usually holds a
+// whole /64, and could otherwise step through it).
+std::string address_subject(const std::string& ip) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(ip, ec);
+  if (ec || !a.is_v6() || a.to_v6().is_v4_mapped()) return ip;
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
 
 Error ended_error(EndReason reason) {
   return Error::ended(reason == EndReason::expired ? Errc::session_expired : Errc::session_revoked,
@@ -313,34 +325,42 @@ std::string SessionService::otp_hash(const std::string& mobile_number,
 std::vector<store::RateKey> SessionService::sign_in_limits(const std::string& account,
                                                            const ClientInfo& client) const {
   const auto& limits = deps_.config.rate_limits;
-  return {{rate_key(kSignInLimitNames[0], client.ip), limits.login_per_ip},
+  return {{rate_key(kSignInLimitNames[0], address_subject(client.ip)), limits.login_per_ip},
           {rate_key(kSignInLimitNames[1], account), limits.login_per_account}};
 }
 
 Task<void> SessionService::limit(std::vector<store::RateKey> keys,
                                  std::span<const std::string_view> names, bool count,
                                  const ClientInfo& client, std::optional<UserId> user) {
-  auto decision = co_await deps_.store.rate_limit(std::move(keys), deps_.clock.now(), count);
+  auto decision = co_await deps_.store.rate_limit(keys, deps_.clock.now(), count);
   if (!decision) {
     if (decision.error().code == Errc::store_unavailable) ++counters_.store_errors;
     co_return decision.error();
   }
   if (decision->allowed) co_return Result<void>{};
-  const std::string_view name =
-      decision->refused_by < names.size() ? names[decision->refused_by] : "rate_limit";
-  co_return co_await refused_by_limit(name, decision->retry_after, user, client);
+  const std::size_t i = decision->refused_by < keys.size() ? decision->refused_by : 0;
+  const std::string_view name = i < names.size() ? names[i] : "rate_limit";
+  // A named key: g++ 12 mishandles a temporary built inside a co_await expression.
+  std::string key = keys.empty() ? std::string(name) : keys[i].key;
+  co_return co_await refused_by_limit(name, std::move(key), decision->retry_after, user, client);
 }
 
-awaitable<Error> SessionService::refused_by_limit(std::string_view name, Duration retry_after,
-                                                  std::optional<UserId> user,
+awaitable<Error> SessionService::refused_by_limit(std::string_view name, std::string key,
+                                                  Duration retry_after, std::optional<UserId> user,
                                                   const ClientInfo& client) {
   ++counters_.rate_limited;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(retry_after).count();
   const int seconds = static_cast<int>(std::max<std::int64_t>(1, (ms + 999) / 1000));
-  db::ChangeBatch batch;
-  batch.events.push_back(event("rate_limited", user, std::nullopt, client.ip,
-                               {{"limit", name}, {"retry_after", seconds}}));
-  co_await record(std::move(batch));
+  // One audit event per limit and subject while it stays full: a flood of refused requests
+  // must not become a flood of database writes.
+  std::vector<store::RateKey> audited{{"audited:" + key, RateLimit{1, retry_after}}};
+  auto first = co_await deps_.store.rate_limit(std::move(audited), deps_.clock.now(), true);
+  if (!first || first->allowed) {
+    db::ChangeBatch batch;
+    batch.events.push_back(event("rate_limited", user, std::nullopt, client.ip,
+                                 {{"limit", name}, {"retry_after", seconds}}));
+    co_await record(std::move(batch));
+  }
   Error e(Errc::rate_limited,
           "too many attempts; try again in " + std::to_string(seconds) + " seconds");
   e.retry_after_seconds = seconds;
@@ -348,13 +368,9 @@ awaitable<Error> SessionService::refused_by_limit(std::string_view name, Duratio
 }
 
 awaitable<void> SessionService::sign_in_failed(std::string_view method, std::string_view reason,
-                                               std::optional<UserId> user, std::string_view account,
+                                               std::optional<UserId> user,
                                                const ClientInfo& client) {
   ++counters_.sign_in_failures;
-  // Failed sign-ins count against both limits; a successful one resets neither.
-  auto keys = sign_in_limits(std::string(account), client);
-  auto counted = co_await deps_.store.rate_limit(std::move(keys), deps_.clock.now(), true);
-  if (!counted) spdlog::warn("a failed sign-in could not be counted: {}", counted.error().detail);
   db::ChangeBatch batch;
   batch.events.push_back(event("login_failed", user, std::nullopt, client.ip,
                                {{"auth_method", method}, {"reason", reason}}));
@@ -393,8 +409,9 @@ Task<Duration> SessionService::otp_send(std::string mobile_number, ClientInfo cl
   }
   static constexpr std::array<std::string_view, 2> kNames{"otp_send_per_number", "otp_send_per_ip"};
   const auto& limits = deps_.config.rate_limits;
-  std::vector<store::RateKey> keys{{rate_key(kNames[0], number), limits.otp_send_per_number},
-                                   {rate_key(kNames[1], client.ip), limits.otp_send_per_ip}};
+  std::vector<store::RateKey> keys{
+      {rate_key(kNames[0], number), limits.otp_send_per_number},
+      {rate_key(kNames[1], address_subject(client.ip)), limits.otp_send_per_ip}};
   if (auto allowed = co_await limit(std::move(keys), kNames, true, client, std::nullopt);
       !allowed) {
     co_return allowed.error();
@@ -434,33 +451,58 @@ Task<TokenResponse> SessionService::otp_verify(std::string mobile_number, std::s
     co_return Error(Errc::invalid_request, "mobile_number must be E.164 or 10-15 digits");
   }
   const std::string account = "mobile:" + number;
-  if (auto allowed = co_await limit(sign_in_limits(account, client), kSignInLimitNames, false,
-                                    client, std::nullopt);
+  auto attempt = verify_code(number, code, client);
+  co_return co_await counted_sign_in(account, client, std::move(attempt));
+}
+
+Task<TokenResponse> SessionService::counted_sign_in(const std::string& account,
+                                                    const ClientInfo& client,
+                                                    Task<TokenResponse> attempt) {
+  // Every attempt counts against login_per_ip and login_per_account up front, atomically, so
+  // that attempts running at once cannot pass a limit together; an attempt that did not fail on
+  // its credentials (a success, a refused session limit, an outage) gives its hits back. A
+  // success never resets what earlier failures counted.
+  auto keys = sign_in_limits(account, client);
+  if (auto allowed = co_await limit(keys, kSignInLimitNames, true, client, std::nullopt);
       !allowed) {
     co_return allowed.error();
   }
+  auto result = co_await std::move(attempt);
+  const bool failed = !result && (result.error().code == Errc::invalid_credentials ||
+                                  result.error().code == Errc::invalid_otp);
+  if (!failed) {
+    auto refunded = co_await deps_.store.rate_refund(std::move(keys), deps_.clock.now());
+    if (!refunded)
+      spdlog::warn("a sign-in attempt was not given back: {}", refunded.error().detail);
+  }
+  co_return result;
+}
+
+Task<TokenResponse> SessionService::verify_code(std::string number, std::string code,
+                                                ClientInfo client) {
   const Error wrong(Errc::invalid_otp, "the code is not correct, or no longer valid");
   const TimePoint now = deps_.clock.now();
+  // The user first: a database outage then answers 503 without using the code up.
+  auto found = co_await db_call([&] { return deps_.database.find_user_by_mobile(number); });
+  if (!found) co_return found.error();
+  std::optional<db::User> user = std::move(*found);
   auto checked = co_await deps_.store.otp_check(otp_key(number), otp_hash(number, code), now);
   if (!checked) {
     if (checked.error().code == Errc::store_unavailable) ++counters_.store_errors;
     co_return checked.error();
   }
-  auto found = co_await db_call([&] { return deps_.database.find_user_by_mobile(number); });
-  if (!found) co_return found.error();
-  std::optional<db::User> user = std::move(*found);
   const auto user_id = user ? std::optional(user->id) : std::nullopt;
   if (*checked != store::OtpCheck::accepted) {
     const std::string_view reason = *checked == store::OtpCheck::burned  ? "otp_burned"
                                     : *checked == store::OtpCheck::wrong ? "invalid_otp"
                                                                          : "no_valid_otp";
-    co_await sign_in_failed("otp", reason, user_id, account, client);
+    co_await sign_in_failed("otp", reason, user_id, client);
     co_return wrong;
   }
   db::ChangeBatch batch;
   if (!user) {
     if (!deps_.config.otp.auto_register) {
-      co_await sign_in_failed("otp", "unknown_number", std::nullopt, account, client);
+      co_await sign_in_failed("otp", "unknown_number", std::nullopt, client);
       co_return wrong;
     }
     db::NewUser nu;
@@ -482,11 +524,12 @@ Task<TokenResponse> SessionService::otp_verify(std::string mobile_number, std::s
     }
   }
   if (user->disabled) {
-    co_await sign_in_failed("otp", "disabled", user->id, account, client);
+    co_await sign_in_failed("otp", "disabled", user->id, client);
     co_return wrong;
   }
-  co_return co_await start_session(*user, AuthMethod::otp, {}, std::move(client), std::nullopt,
-                                   std::move(batch));
+  json::object no_attributes;
+  co_return co_await start_session(*user, AuthMethod::otp, std::move(no_attributes),
+                                   std::move(client), std::nullopt, std::move(batch));
 }
 
 Task<TokenResponse> SessionService::login_password(std::string email, std::string password,
@@ -496,11 +539,12 @@ Task<TokenResponse> SessionService::login_password(std::string email, std::strin
   }
   const std::string normalized = normalize_email(email);
   const std::string account = "email:" + (normalized.empty() ? email : normalized);
-  if (auto allowed = co_await limit(sign_in_limits(account, client), kSignInLimitNames, false,
-                                    client, std::nullopt);
-      !allowed) {
-    co_return allowed.error();
-  }
+  auto attempt = check_password(normalized, std::move(password), client);
+  co_return co_await counted_sign_in(account, client, std::move(attempt));
+}
+
+Task<TokenResponse> SessionService::check_password(std::string normalized, std::string password,
+                                                   ClientInfo client) {
   std::optional<db::User> user;
   if (!normalized.empty()) {
     auto found = co_await db_call([&] { return deps_.database.find_user_by_email(normalized); });
@@ -517,7 +561,7 @@ Task<TokenResponse> SessionService::login_password(std::string email, std::strin
   if (!verified || !has_hash || user->disabled) {
     co_await sign_in_failed("password",
                             user && user->disabled && verified ? "disabled" : "invalid_credentials",
-                            user ? std::optional(user->id) : std::nullopt, account, client);
+                            user ? std::optional(user->id) : std::nullopt, client);
     co_return Error(Errc::invalid_credentials, "the email or password is not correct");
   }
 
@@ -531,8 +575,11 @@ Task<TokenResponse> SessionService::login_password(std::string email, std::strin
         co_await db_call([&] { return deps_.database.update_user(user->id, patch, now); });
     if (!updated) spdlog::warn("could not upgrade the password hash of user {}", user->id);
   }
-  co_return co_await start_session(*user, AuthMethod::password, {}, std::move(client), std::nullopt,
-                                   {});
+  // Named arguments: g++ 12 mishandles braced temporaries inside a co_await expression.
+  json::object no_attributes;
+  db::ChangeBatch no_changes;
+  co_return co_await start_session(*user, AuthMethod::password, std::move(no_attributes),
+                                   std::move(client), std::nullopt, std::move(no_changes));
 }
 
 // Refresh must work while the database is down: then the user is what the session knows.
@@ -605,8 +652,9 @@ Task<TokenResponse> SessionService::refresh(std::string refresh_token, ClientInf
     }
     case store::Rotation::ended: co_return ended_error(outcome.reason);
     case store::Rotation::rate_limited: {
-      co_return co_await refused_by_limit("refresh_per_session", outcome.retry_after, token_user,
-                                          client);
+      std::string key = "refresh_per_session:" + to_hex(sha256(refresh_token));
+      co_return co_await refused_by_limit("refresh_per_session", std::move(key),
+                                          outcome.retry_after, token_user, client);
     }
     case store::Rotation::unknown: break;
   }
@@ -689,12 +737,19 @@ Task<void> SessionService::change_password(const Principal& who, std::string cur
   }
   auto user = co_await get_user(who.session.user_id);
   if (!user) co_return user.error();
+  // A wrong current password is a password guess like a failed sign-in: the same limits count it.
+  auto keys = sign_in_limits("user:" + std::to_string(user->id), client);
+  if (auto allowed = co_await limit(keys, kSignInLimitNames, true, client, user->id); !allowed) {
+    co_return allowed.error();
+  }
   const std::string hash = user->password_hash.value_or(dummy_password_hash());
   const bool verified = co_await deps_.hash_workers.run(
       [&hash, &current_password] { return verify_password(hash, current_password); });
   if (!verified || !user->password_hash) {
+    co_await sign_in_failed("password_change", "invalid_credentials", user->id, client);
     co_return Error(Errc::invalid_credentials, "the current password is not correct");
   }
+  (void)co_await deps_.store.rate_refund(std::move(keys), deps_.clock.now());
   db::UserPatch patch;
   patch.password_hash =
       co_await deps_.hash_workers.run([&new_password] { return hash_password(new_password); });
@@ -802,9 +857,13 @@ Task<db::User> SessionService::update_user(UserId id, UpdateUserRequest request,
 
   std::optional<EndReason> end_all;
   db::ChangeBatch batch;
-  if (request.disabled && *request.disabled && !existing->disabled) {
+  if (request.disabled && *request.disabled) {
+    // Also when the user was disabled already: a request retried after the store failed to end
+    // the sessions ends them now.
     end_all = EndReason::user_disabled;
-    batch.events.push_back(event("user_disabled", id, std::nullopt, client.ip));
+    if (!existing->disabled) {
+      batch.events.push_back(event("user_disabled", id, std::nullopt, client.ip));
+    }
   }
   if (request.role && *request.role != existing->role) {
     if (!end_all) end_all = EndReason::role_changed;
@@ -833,8 +892,10 @@ Task<TokenResponse> SessionService::create_session_for(AdminSessionRequest reque
   ClientInfo effective = client;
   if (request.ip_address) effective.ip = *request.ip_address;
   if (request.user_agent) effective.user_agent = *request.user_agent;
+  db::ChangeBatch no_changes;
   co_return co_await start_session(*user, AuthMethod::admin, std::move(request.attributes),
-                                   std::move(effective), std::move(request.device_info), {});
+                                   std::move(effective), std::move(request.device_info),
+                                   std::move(no_changes));
 }
 
 Task<void> SessionService::revoke_session_by_id(SessionId id, ClientInfo client) {

@@ -213,8 +213,8 @@ class SessionService {
   Task<void> limit(std::vector<store::RateKey> keys, std::span<const std::string_view> names,
                    bool count, const ClientInfo& client, std::optional<UserId> user);
   // Audits a refusal by the limit `name` and makes its 429 error.
-  boost::asio::awaitable<Error> refused_by_limit(std::string_view name, Duration retry_after,
-                                                 std::optional<UserId> user,
+  boost::asio::awaitable<Error> refused_by_limit(std::string_view name, std::string key,
+                                                 Duration retry_after, std::optional<UserId> user,
                                                  const ClientInfo& client);
   // login_per_ip and login_per_account for `account` ("email:..." or "mobile:...").
   std::vector<store::RateKey> sign_in_limits(const std::string& account,
@@ -223,10 +223,15 @@ class SessionService {
   std::string rate_key(std::string_view name, std::string_view subject) const;
   std::string otp_key(const std::string& mobile_number) const;
   std::string otp_hash(const std::string& mobile_number, std::string_view code) const;
-  // Audits a failed sign-in and counts it against the per-account and per-IP limits.
+  // Runs a sign-in `attempt` under login_per_ip and login_per_account for `account`.
+  Task<TokenResponse> counted_sign_in(const std::string& account, const ClientInfo& client,
+                                      Task<TokenResponse> attempt);
+  Task<TokenResponse> verify_code(std::string number, std::string code, ClientInfo client);
+  Task<TokenResponse> check_password(std::string normalized, std::string password,
+                                     ClientInfo client);
+  // Audits a failed sign-in (the attempt was counted by counted_sign_in).
   awaitable_void sign_in_failed(std::string_view method, std::string_view reason,
-                                std::optional<UserId> user, std::string_view account,
-                                const ClientInfo& client);
+                                std::optional<UserId> user, const ClientInfo& client);
 
   ServiceDeps deps_;
   const bool outbox_;  // the store enqueues session changes itself (SPEC §6)

@@ -162,18 +162,19 @@ asio::awaitable<Result<std::size_t>> WebhookDeliverer::deliver_some(std::size_t 
           ++delivered_;
           continue;
         }
-        if (status >= 400 && status < 500 && status != 408 && status != 429) {
-          ++failures_;
-          spdlog::error("webhooks: the receiver refused {} ({}) with {}: dropped", m.id, m.type,
-                        status);
-          continue;
-        }
+        // Every other answer is tried again (at least once means no event is dropped), and
+        // holds the later ones back. The URL is not logged: it may carry a secret.
         ++failures_;
         backoff_ = backoff_.count() == 0
                        ? std::chrono::milliseconds(250)
                        : std::min<std::chrono::milliseconds>(backoff_ * 2, kMaxBackoff);
-        if (answer) {
-          spdlog::warn("webhooks: {} answered {} to {}; trying again in {} ms", config_.url, status,
+        if (answer && status >= 300 && status < 400) {
+          spdlog::error(
+              "webhooks: the receiver answered {} (a redirect, which is not followed: set "
+              "webhooks.url to the final address) to {}; trying again in {} ms",
+              status, m.id, backoff_.count());
+        } else if (answer) {
+          spdlog::warn("webhooks: the receiver answered {} to {}; trying again in {} ms", status,
                        m.id, backoff_.count());
         } else {
           spdlog::warn("webhooks: cannot deliver {} ({}); trying again in {} ms", m.id,

@@ -2,8 +2,8 @@
 // are POSTed to webhooks.url, oldest first, one at a time, signed with HMAC-SHA256 of the body
 // (header X-Sessiond-Signature, lower-case hex), each with a stable event id. A failed delivery is
 // tried again with a growing pause (250 ms doubling up to 5 min) and holds back the events behind
-// it: delivery is at least once and in order (per user, as a consequence). A 4xx other than 408 and
-// 429 is the receiver refusing that event for good: it is logged and dropped.
+// it: delivery is at least once and in order (per user, as a consequence). Any answer but a 2xx
+// is a failure (a redirect is not followed).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

@@ -238,6 +238,11 @@ class SessionStore {
   virtual Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
                                         bool count = true) = 0;
 
+  // Takes one hit back from each key (its latest): for an attempt counted up front that turned
+  // out not to be one that counts (a sign-in that succeeded). A key with no hit is left alone.
+  // Error: store_unavailable.
+  virtual Task<void> rate_refund(std::vector<RateKey> keys, TimePoint now) = 0;
+
   // --- one-time codes (SPEC §5 OTP sign-in) ---
   // Keeps `code_hash` (a keyed hash: the store never sees a code) for `key` until `expires_at`,
   // with `max_attempts` tries; replaces any code waiting for the same key. Error:

@@ -195,6 +195,19 @@ TEST_P(AdminSessions, DisablingAUserEndsAllItsSessions) {
                          "invalid_credentials"));
   // Nor can the admin open a session for a disabled user.
   EXPECT_GE(admin_post("/admin/v1/sessions", json::object{{"user_id", id}}).status, 400);
+  // The audit trail has the disable and each session's end with its reason (on Redis through
+  // the outbox).
+  const std::string query = "user_id=" + std::to_string(id);
+  auto events = events_until(client_, server_, query, [](const json::array& list) {
+    int ended = 0, disabled = 0;
+    for (const auto& e : list) {
+      ended += e.at("type") == "session_revoked" && e.at("detail").at("reason") == "user_disabled";
+      disabled += e.at("type") == "user_disabled";
+    }
+    return ended == 2 && disabled == 1;
+  });
+  EXPECT_EQ(events.status, 200);
+  EXPECT_NE(events.body.find("\"user_disabled\""), std::string::npos) << events.body;
 }
 
 TEST_P(AdminSessions, ChangingTheRoleEndsAllItsSessions) {
@@ -205,6 +218,17 @@ TEST_P(AdminSessions, ChangingTheRoleEndsAllItsSessions) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(str(r.json(), "role"), "VENDOR_ADMIN");
   EXPECT_TRUE(is_problem(verify(client_, a.access_token), 401, "session_revoked", "role_changed"));
+  auto events =
+      events_until(client_, server_, "user_id=" + std::to_string(id), [](const json::array& list) {
+        bool ended = false, changed = false;
+        for (const auto& e : list) {
+          ended |=
+              e.at("type") == "session_revoked" && e.at("detail").at("reason") == "role_changed";
+          changed |= e.at("type") == "role_changed" && e.at("detail").at("to") == "VENDOR_ADMIN";
+        }
+        return ended && changed;
+      });
+  EXPECT_NE(events.body.find("role_changed"), std::string::npos) << events.body;
   auto again = login(client_, "noah@example.com", "a long password");
   auto v = verify(client_, again.access_token);
   EXPECT_EQ(v.header("X-User-Role"), "VENDOR_ADMIN");

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "http/harness.hpp"
+#include "http/webhook_receiver.hpp"
 #include "support/temp_dir.hpp"
 
 namespace sessiond::http_test {
@@ -85,6 +86,7 @@ TEST_P(OtpTest, CodeSignsInOnceAndRegistersTheNumberWithTheDefaultRole) {
   EXPECT_EQ(str(me.json().at("session"), "auth_method"), "otp") << me.body;
 
   EXPECT_TRUE(is_problem(check("+15550100200", code), 401, "invalid_otp")) << "single use";
+  EXPECT_EQ(server_->log().find(code), std::string::npos) << "the code is not logged";
 
   // The second sign-in finds the registered user.
   ASSERT_EQ(send("+15550100200").status, 202);
@@ -233,6 +235,30 @@ TEST_P(OtpTest, WrongCodesCountAsFailedSignIns) {
     EXPECT_TRUE(is_problem(check("+15550100214", other_code(code)), 401, "invalid_otp"));
   }
   EXPECT_TRUE(is_problem(check("+15550100214", code), 429, "rate_limited"));
+}
+
+// otp.sender = "webhook:URL": the message is POSTed to the gateway, tried again when it fails,
+// and a gateway that keeps failing gives the client 503 (nothing is lost silently).
+TEST_P(OtpTest, WebhookSenderPostsToTheGatewayAndAnswers503WhenItFails) {
+  const auto port = free_port();
+  Receiver gateway(dir_.path(), port, {"--fail-first", "3"});
+  server_ = std::make_unique<SessiondProcess>(
+      GetParam(),
+      "[otp]\nsender = \"webhook:http://127.0.0.1:" + std::to_string(port) + "/sms\"\n");
+  client_ = std::make_unique<HttpClient>(server_->client());
+  EXPECT_TRUE(is_problem(send("+15550100216"), 503, "upstream_unavailable"));
+  EXPECT_EQ(gateway.requests().size(), 3u) << "three tries";
+  EXPECT_EQ(server_->log().find("the one-time code"), std::string::npos);
+
+  ASSERT_EQ(send("+15550100216").status, 202);
+  auto got = gateway.delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(str(got[0], "to"), "+15550100216");
+  const std::string code = str(got[0], "code");
+  EXPECT_NE(str(got[0], "text").find(code), std::string::npos);
+  EXPECT_EQ(server_->log().find(code), std::string::npos) << "the code is not logged";
+  auto r = check("+15550100216", code);
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 // The log sender writes the code to sessiond's log (development only).

@@ -78,6 +78,12 @@ TEST_P(PasswordChange, SuccessEndsOtherSessionsAndKeepsTheCurrent) {
                                    json::object{{"refresh_token", other_.refresh_token}}),
                          401, "session_revoked", "password_changed"));
   EXPECT_EQ(login_response(client_, kEmail, kNew).status, 200);
+  auto events = events_until(client_, server_, "session_id=" + other_.session_id,
+                             [](const json::array& list) {
+                               return !list.empty() && list[0].at("type") == "session_revoked" &&
+                                      list[0].at("detail").at("reason") == "password_changed";
+                             });
+  EXPECT_NE(events.body.find("password_changed"), std::string::npos) << events.body;
   EXPECT_TRUE(is_problem(login_response(client_, kEmail, kOld), 401, "invalid_credentials"));
 }
 

@@ -1,8 +1,10 @@
 // Rate limits on password sign-in and refresh (SPEC §2 [rate_limits]), on each store: failed
 // sign-ins count per account and per address, a success resets neither, every refusal is a 429
 // with Retry-After and an audit event; an unknown email answers exactly like a wrong password.
+#include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <thread>
 
 #include "http/harness.hpp"
 
@@ -59,6 +61,40 @@ TEST_P(RateLimits, FailedSignInsPerAddressAreLimitedAndASuccessDoesNotResetThem)
   EXPECT_EQ(login_response(c, "carl@example.com", kPassword, from_b).status, 200);
 }
 
+// Attempts running at once count as they start: a burst cannot pass the limit together.
+TEST_P(RateLimits, ABurstOfGuessesGetsNoMoreThanTheLimit) {
+  SessiondProcess server(GetParam(), "[rate_limits]\nlogin_per_account = \"3/15m\"\n");
+  create_user(server, {.email = "gus@example.com"});
+  constexpr int kGuesses = 12;
+  std::vector<int> statuses(kGuesses);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kGuesses; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = server.client();
+      statuses[i] = login_response(c, "gus@example.com", "guess " + std::to_string(i)).status;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 401), 3);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 429), kGuesses - 3);
+}
+
+// A wrong current password on POST /api/v1/me/password is a guess too.
+TEST_P(RateLimits, WrongCurrentPasswordsAreLimited) {
+  SessiondProcess server(GetParam(), "[rate_limits]\nlogin_per_account = \"2/15m\"\n");
+  create_user(server, {.email = "hal@example.com"});
+  auto c = server.client();
+  auto tokens = login(c, "hal@example.com", kPassword);
+  auto change = [&](std::string_view current) {
+    return c.request("POST", "/api/v1/me/password", bearer_json(tokens.access_token),
+                     json::serialize(json::object{{"current_password", current},
+                                                  {"new_password", "a brand new passphrase"}}));
+  };
+  EXPECT_TRUE(is_problem(change("guess one!"), 401, "invalid_credentials"));
+  EXPECT_TRUE(is_problem(change("guess two!"), 401, "invalid_credentials"));
+  EXPECT_TRUE(is_problem(change(kPassword), 429, "rate_limited"));
+}
+
 TEST_P(RateLimits, SuccessfulSignInsAreNotCounted) {
   SessiondProcess server(
       GetParam(), "[rate_limits]\nlogin_per_account = \"2/15m\"\nlogin_per_ip = \"2/15m\"\n");
@@ -82,7 +118,9 @@ TEST_P(RateLimits, UnknownEmailAnswersExactlyLikeAWrongPassword) {
 }
 
 TEST_P(RateLimits, RefreshesPerSessionAreLimited) {
-  SessiondProcess server(GetParam(), "[rate_limits]\nrefresh_per_session = \"3/1m\"\n");
+  SessiondProcess server(GetParam(),
+                         "[tokens]\nrefresh_grace = \"1s\"\n[rate_limits]\nrefresh_per_session = "
+                         "\"3/2s\"\n");
   create_user(server, {.email = "finn@example.com"});
   auto c = server.client();
   auto tokens = login(c, "finn@example.com", kPassword);
@@ -96,9 +134,11 @@ TEST_P(RateLimits, RefreshesPerSessionAreLimited) {
   auto refused = post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", refresh}});
   EXPECT_TRUE(is_problem(refused, 429, "rate_limited"));
   EXPECT_GT(std::stoi(refused.header("Retry-After")), 0);
-  // The refused refresh rotated nothing: the token still works once the limit has room, and
-  // the session was not ended as a reuse.
-  EXPECT_EQ(verify(c, tokens.access_token).status, 200);
+  // The refused refresh rotated nothing: once the limit has room (and the 1 s grace is long
+  // over), the very same token still rotates; had it been rotated, it would now be a reuse.
+  std::this_thread::sleep_for(2100ms);
+  auto later = post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", refresh}});
+  EXPECT_EQ(later.status, 200) << later.body;
   // Another session of the same user has its own budget.
   EXPECT_EQ(
       post_json(c, "/api/v1/auth/refresh", json::object{{"refresh_token", other.refresh_token}})

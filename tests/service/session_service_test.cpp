@@ -4,6 +4,7 @@
 #include "service/session_service.hpp"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -389,6 +390,26 @@ TEST_F(SessionServiceTest, RateLimitRefusalCarriesRetryAfterAndIsAudited) {
   EXPECT_EQ(sender_.sent.size(), 2u);
   clock_.advance(9min);
   EXPECT_TRUE(run(service_->otp_send("+15550100403", client)));
+}
+
+TEST_F(SessionServiceTest, SignInUpgradesAnOldPasswordHash) {
+  const UserId id = add_user("ada@example.com");
+  std::string weak(crypto_pwhash_STRBYTES, '\0');
+  ASSERT_EQ(
+      crypto_pwhash_str_alg(weak.data(), kPassword.data(), kPassword.size(),
+                            crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                            crypto_pwhash_argon2id_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13),
+      0);
+  weak.resize(weak.find('\0'));
+  db::UserPatch patch;
+  patch.password_hash = weak;
+  ASSERT_TRUE(database_->update_user(id, patch, clock_.now()));
+  ASSERT_TRUE(login("ada@example.com"));
+  auto user = database_->find_user(id);
+  ASSERT_TRUE(user && *user && (*user)->password_hash);
+  EXPECT_NE(*(*user)->password_hash, weak);
+  EXPECT_FALSE(password_needs_rehash(*(*user)->password_hash));
+  EXPECT_TRUE(login("ada@example.com")) << "the upgraded hash checks the same password";
 }
 
 TEST(WebhookEvents, MarkedOnlyForConfiguredEventsWhenAUrlIsSet) {

@@ -854,6 +854,24 @@ TEST_P(StoreContract, RateLimitWithoutCountingCountsNothing) {
   EXPECT_TRUE(hit("other", one, kT0 + 70s).allowed);  // "other" was only checked
 }
 
+TEST_P(StoreContract, RateRefundTakesTheLatestHitBack) {
+  const RateLimit two{2, 1min};
+  ASSERT_TRUE(hit("refund", two, kT0).allowed);
+  ASSERT_TRUE(hit({{"refund", two}, {"refund-other", two}}, kT0 + 10s).allowed);
+  ASSERT_FALSE(hit("refund", two, kT0 + 20s, false).allowed);
+  ASSERT_TRUE(run(store().rate_refund({{"refund", two}, {"never-hit", two}}, kT0 + 20s)));
+  // The hit of +10 s went back: one place is free, and the hit of +0 s still counts.
+  ASSERT_TRUE(hit("refund", two, kT0 + 20s).allowed);
+  RateDecision d = hit("refund", two, kT0 + 30s, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after, 30s);
+  EXPECT_FALSE(hit("refund-other", RateLimit{1, 1min}, kT0 + 30s, false).allowed)
+      << "other keys keep their hits";
+  ASSERT_TRUE(run(store().rate_refund({{"refund-other", two}}, kT0 + 30s)));
+  ASSERT_TRUE(run(store().rate_refund({{"refund-other", two}}, kT0 + 30s))) << "none left: a no-op";
+  EXPECT_TRUE(hit("refund-other", RateLimit{1, 1min}, kT0 + 30s).allowed);
+}
+
 TEST_P(StoreContract, RateLimitKeysAreIndependent) {
   const RateLimit two{2, 1h};
   ASSERT_TRUE(hit("login_per_account:7", two, kT0).allowed);

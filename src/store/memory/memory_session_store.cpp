@@ -849,6 +849,17 @@ struct MemorySessionStore::Impl {
     return decision;
   }
 
+  void rate_refund(const std::vector<RateKey>& keys) {
+    for (const RateKey& k : keys) {
+      auto& shard = rate_shards[shard_index(k.key, rate_shards.size())];
+      std::lock_guard lock(shard.mu);
+      auto it = shard.entries.find(k.key);
+      if (it == shard.entries.end()) continue;
+      if (!it->second.hits.empty()) it->second.hits.pop_back();
+      if (it->second.hits.empty()) shard.entries.erase(it);
+    }
+  }
+
   // --- one-time codes ---
 
   Result<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at,
@@ -989,6 +1000,12 @@ Task<std::size_t> MemorySessionStore::live_count() {
 Task<void> MemorySessionStore::ping() {
   Result<void> reachable = boost::system::in_place_value;
   co_return reachable;
+}
+
+Task<void> MemorySessionStore::rate_refund(std::vector<RateKey> keys, TimePoint now) {
+  (void)now;
+  impl_->rate_refund(keys);
+  co_return Result<void>{};
 }
 
 Task<RateDecision> MemorySessionStore::rate_limit(std::vector<RateKey> keys, TimePoint now,

@@ -55,6 +55,7 @@ class MemorySessionStore final : public SessionStore {
   // Error: invalid_request for a limit with a count below 1 or a window not above 0.
   Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
                                 bool count = true) override;
+  Task<void> rate_refund(std::vector<RateKey> keys, TimePoint now) override;
   // Error: invalid_request for max_attempts below 1.
   Task<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at, int max_attempts,
                      TimePoint now) override;

@@ -886,6 +886,19 @@ Task<RateDecision> RedisSessionStore::rate_limit(std::vector<RateKey> keys, Time
   co_return out;
 }
 
+Task<void> RedisSessionStore::rate_refund(std::vector<RateKey> keys, TimePoint now) {
+  (void)now;
+  if (keys.empty()) co_return Result<void>{};
+  std::vector<std::string> names;
+  names.reserve(keys.size());
+  for (const RateKey& k : keys) names.push_back(impl_->options.prefix + ":rl:" + k.key);
+  std::vector<std::string> no_args;
+  auto reply = co_await impl_->eval(redis::guard_scripts().rate_refund, std::move(names),
+                                    std::move(no_args));
+  if (!reply) co_return reply.error();
+  co_return Result<void>{};
+}
+
 Task<void> RedisSessionStore::otp_put(std::string key, std::string code_hash, TimePoint expires_at,
                                       int max_attempts, TimePoint now) {
   if (max_attempts < 1) co_return Error(Errc::invalid_request, "max_attempts must be at least 1");

@@ -72,6 +72,7 @@ class RedisSessionStore final : public SessionStore {
   // 0, max_attempts below 1 or a lease ttl not above 0.
   Task<RateDecision> rate_limit(std::vector<RateKey> keys, TimePoint now,
                                 bool count = true) override;
+  Task<void> rate_refund(std::vector<RateKey> keys, TimePoint now) override;
   Task<void> otp_put(std::string key, std::string code_hash, TimePoint expires_at, int max_attempts,
                      TimePoint now) override;
   Task<OtpCheck> otp_check(std::string key, std::string code_hash, TimePoint now) override;

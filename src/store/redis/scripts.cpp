@@ -309,7 +309,7 @@ local limit, window = tonumber(ARGV[10]), tonumber(ARGV[11])
 -- Counts one refresh of the session; the wait (ms) when its limit is full.
 local function limited(sid)
   if limit < 1 then return nil end
-  local key = P .. ':rl:refresh:' .. sid
+  local key = P .. 'rl:refresh:' .. sid
   redis.call('ZREMRANGEBYSCORE', key, '-inf', ms(NOW - window))
   local held = redis.call('ZCARD', key)
   if held >= limit then
@@ -547,6 +547,12 @@ end
 return {1}
 )lua";
 
+// KEYS: the limits' logs. Removes the latest hit of each (a log left empty goes). Reply: 1.
+constexpr const char* kRateRefund = R"lua(
+for _, key in ipairs(KEYS) do redis.call('ZPOPMAX', key) end
+return 1
+)lua";
+
 // KEYS[1] p:otp:<key>. ARGV[1] now, [2] the code's hash, [3] its expiry (Unix ms), [4] attempts.
 // Reply: 1.
 constexpr const char* kOtpPut = R"lua(
@@ -617,8 +623,8 @@ const SessionScripts& session_scripts() {
 
 const GuardScripts& guard_scripts() {
   static const GuardScripts scripts{
-      make_script(kRateLimit),    make_script(kOtpPut),       make_script(kOtpCheck),
-      make_script(kLeaseAcquire), make_script(kLeaseRelease),
+      make_script(kRateLimit), make_script(kRateRefund),   make_script(kOtpPut),
+      make_script(kOtpCheck),  make_script(kLeaseAcquire), make_script(kLeaseRelease),
   };
   return scripts;
 }

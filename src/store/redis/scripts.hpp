@@ -31,6 +31,7 @@ const SessionScripts& session_scripts();
 // where they need it.
 struct GuardScripts {
   Script rate_limit;     // check every limit of one call and count a hit on each, or nothing
+  Script rate_refund;    // take the latest hit of each key back
   Script otp_put;        // keep a code (replacing the one waiting)
   Script otp_check;      // accepted / wrong / burned / none
   Script lease_acquire;  // take or renew a lease

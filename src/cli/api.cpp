@@ -72,7 +72,9 @@ Outcome<json::value> Api::call(std::string_view method, std::string_view target,
     }
     f.message = "too many attempts: try again" + (wait.empty() ? " later" : " in " + wait + " s");
   } else if (f.exit == Exit::unreachable) {
-    f.message = "the server cannot serve right now: " + said + "; try again shortly";
+    // sessiond's own details of a 503 already say "try again shortly".
+    f.message = "the server cannot serve right now: " + said;
+    if (f.detail.find("try again") == std::string::npos) f.message += "; try again shortly";
   } else if (r.status >= 500) {
     f.message = "the server failed: " + said + "; try again, and tell its operator if it persists";
   } else {

@@ -88,7 +88,9 @@ Outcome<json::value> sign_in_by_code(Api& api, const std::string& mobile) {
   std::string valid;
   if (const auto* s = sent->is_object() ? sent->get_object().if_contains("expires_in") : nullptr;
       s != nullptr && s->is_int64()) {
-    valid = " (valid " + relative_time(now() + std::chrono::seconds(s->get_int64()), now()) + ")";
+    const auto seconds = s->get_int64();
+    valid = seconds < 60 ? " (valid for " + std::to_string(seconds) + " s)"
+                         : " (valid for " + std::to_string((seconds + 59) / 60) + " min)";
   }
   auto code = read_line("A code was sent to " + mobile + valid + ". Code: ", "the code");
   if (!code) return code.error();
@@ -97,8 +99,8 @@ Outcome<json::value> sign_in_by_code(Api& api, const std::string& mobile) {
   if (!tokens && tokens.error().code == "invalid_otp") {
     return with_message(tokens.error(),
                         "that code is not right, or it has expired or been used: run `sessionctl "
-                        "login --mobile " +
-                            mobile + "` again for a new code");
+                        "login --mobile '" +
+                            mobile + "'` again for a new code");
   }
   return tokens;
 }

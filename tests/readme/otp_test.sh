@@ -11,6 +11,9 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 
 cd "$tmp"
+# Created here: the background job creates it only when it runs, and set -e would end this
+# script at a sed that finds no file yet.
+: >sessiond.log
 # The server block, with the binary in place of `make run`.
 server_line=$(awk '/^## OTP sign-in/ {q=1} q && /^```sh$/ {b=1; next} b {print; exit}' "$readme")
 [ "$server_line" = 'SESSIOND_OTP_SENDER=file:$PWD/sms.jsonl make run' ] ||

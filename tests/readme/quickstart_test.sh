@@ -11,6 +11,9 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 
 cd "$tmp"
+# Created here: the background job creates it only when it runs, and set -e would end this
+# script at a sed that finds no file yet.
+: >sessiond.log
 "$sessiond" --listen 127.0.0.1:0 2>sessiond.log &
 pid=$!
 port=""
